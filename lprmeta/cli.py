@@ -1,0 +1,108 @@
+"""The ``lprmeta`` command: argv -> config -> logging -> the chosen job.
+
+Exit codes: 0 done, 1 failed while running (e.g. stdout closed), 2 bad
+configuration or usage. stdout carries events only; everything else is stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, load_config
+from .errors import ConfigError
+from .log import REDACTOR, configure_logging, get_logger
+
+__all__ = ["main"]
+
+
+def _add_logging(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "console", "json"],
+        default="auto",
+        help="stderr log format: human-readable on a terminal (auto), or JSON",
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lprmeta",
+        description="Receive licence-plate events from Milesight LPR cameras (TCP, HTTP, RTSP).",
+    )
+    parser.add_argument("--version", action="version", version=f"lprmeta {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon: events as JSON lines on stdout")
+    run.add_argument("--config", "-c", required=True, type=Path, help="TOML configuration file")
+    _add_logging(run)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config", type=Path)
+    _add_logging(check)
+    return parser
+
+
+def _print_config_error(exc: ConfigError, path: Path) -> None:
+    for problem in exc.problems:
+        print(f"{path}: {problem}", file=sys.stderr)  # noqa: T201  # the CLI's own messages
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _print_config_error(exc, path)
+        return None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from .daemon import resolve_hooks  # noqa: PLC0415
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    try:
+        resolve_hooks(config)
+    except ConfigError as exc:
+        _print_config_error(exc, args.config)
+        return 2
+    cams = ", ".join(
+        f"{c.name} ({'+'.join(sorted(c.transports)) or 'no transport'})" for c in config.cameras
+    )
+    print(f"{args.config}: OK; cameras: {cams or 'none'}", file=sys.stderr)  # noqa: T201
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon  # noqa: PLC0415
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    REDACTOR.add(config.secrets())
+    try:
+        return asyncio.run(run_daemon(config))
+    except ConfigError as exc:
+        _print_config_error(exc, args.config)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(fmt=args.log_format, level=args.log_level)
+    handlers: dict[str, Any] = {"run": cmd_run, "check-config": cmd_check_config}
+    try:
+        return int(handlers[args.command](args))
+    except OSError as exc:
+        get_logger("lprmeta.cli").error("cannot start", error=str(exc))
+        return 1

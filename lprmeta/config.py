@@ -1,0 +1,527 @@
+"""Configuration: a TOML file read with :mod:`tomllib` into frozen, validated dataclasses.
+
+This module owns the schema of the configuration and its validation. It reads
+the file and nothing else: it opens no socket and imports no hook (the daemon
+and ``check-config`` do that). Every problem is reported at once, each named by
+its key path (``cameras[1].tcp.port: must be 1-65535``), through
+:class:`~lprmeta.errors.ConfigError`.
+
+Secrets (camera and receiver passwords) are held in :class:`Secret`, whose
+``repr`` and ``str`` never show the value, so a config object can be logged.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from .errors import ConfigError, ConfigProblem
+
+__all__ = [
+    "REGISTER_FEATURES",
+    "BusConfig",
+    "CameraConfig",
+    "CameraHttpConfig",
+    "Config",
+    "HookConfig",
+    "HttpConfig",
+    "OutputConfig",
+    "RtspConfig",
+    "Secret",
+    "TcpConfig",
+    "load_config",
+    "parse_config",
+]
+
+# Feature names accepted in ``cameras.tcp.register`` -> the COMM_REGISTE_REQ key the
+# guide uses for them ("1. TCP Type", COMM_REGISTER_REQ, "Data Content"). The guide
+# lists "Attributes Event", "List Event", "Violation Event" and "General" without
+# their JSON spelling; the lower-case, space-free form follows its "lprparking"
+# and "vehiclecount" examples. The encoder sends exactly these keys.
+REGISTER_FEATURES: Final[Mapping[str, str]] = {
+    "parking": "lprparking",
+    "counting": "vehiclecount",
+    "attributes": "attributesevent",
+    "list": "listevent",
+    "violation": "violationevent",
+    "general": "general",
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HOOK_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+MIB = 1024 * 1024
+
+
+class Secret:
+    """A string that does not show itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    snapshot_dir: Path = Path("snapshots")
+    stdout: bool = True
+    queue_size: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    # Reads of the same plate by the same camera closer than this are one car.
+    dedup_window: float = 2.0
+    # How long a read waits for the same car over the camera's other transports
+    # before it goes out anyway; only for cameras with more than one transport.
+    merge_wait: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8092
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    max_body: int = 16 * MIB
+    # How long one request may take to arrive in full (slow clients are cut off).
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TcpConfig:
+    port: int = 5000
+    # "all" -> registerAll=1; otherwise the features to register one by one.
+    register: tuple[str, ...] | None = None
+    connect_timeout: float = 10.0
+    # The protocol has no heartbeat; a camera silent for this long is reconnected.
+    idle_timeout: float = 300.0
+    # Largest DATA_SIZE accepted; a 0x8801 packet carries up to four JPEGs.
+    max_packet: int = 32 * MIB
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    # After a rejected login, wait at least this long before trying again.
+    login_retry: float = 300.0
+
+    @property
+    def register_all(self) -> bool:
+        return self.register is None
+
+
+@dataclass(frozen=True, slots=True)
+class RtspConfig:
+    url: str | None = None
+    # Refresh (reopen) the session this often; 0 = only when it fails.
+    refresh: float = 0.0
+    # A server that sends nothing for this long is taken for frozen.
+    timeout: float = 20.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    max_document: int = 1 * MIB
+    # How long an event waits for its picture before it goes out without it.
+    picture_deadline: float = 2.0
+    max_picture: int = 8 * MIB
+
+
+@dataclass(frozen=True, slots=True)
+class CameraHttpConfig:
+    path: str = ""
+    # Our field name -> the camera's field name, for firmware with a template editor.
+    fields: Mapping[str, str] = field(default_factory=dict)
+    # True when the [cameras.http] table was written out: the camera is expected to push.
+    declared: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CameraConfig:
+    name: str
+    host: str
+    http_port: int = 80
+    username: str = "admin"
+    password: Secret = field(default_factory=lambda: Secret(""))
+    tcp: TcpConfig | None = None
+    rtsp: RtspConfig | None = None
+    http: CameraHttpConfig = field(default_factory=CameraHttpConfig)
+
+    @property
+    def transports(self) -> frozenset[str]:
+        """The transports this camera is expected to deliver over (for merging duplicates)."""
+        out = set()
+        if self.tcp is not None:
+            out.add("tcp")
+        if self.rtsp is not None:
+            out.add("rtsp")
+        if self.http.declared:
+            out.add("http")
+        return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class HookConfig:
+    target: str
+    timeout: float = 5.0
+    queue_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    output: OutputConfig = field(default_factory=OutputConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    http: HttpConfig | None = None
+    cameras: tuple[CameraConfig, ...] = ()
+    hooks: tuple[HookConfig, ...] = ()
+    source: Path | None = None
+
+    def camera(self, name: str) -> CameraConfig:
+        for cam in self.cameras:
+            if cam.name == name:
+                return cam
+        raise KeyError(name)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this config, for the log redactor."""
+        out = [c.password.get() for c in self.cameras if c.password]
+        if self.http is not None and self.http.password:
+            out.append(self.http.password.get())
+        return out
+
+
+# --------------------------------------------------------------------------- loading
+
+_T = TypeVar("_T")
+
+
+class _Reader:
+    """Walks a TOML table, collecting one problem per bad key instead of stopping at the first."""
+
+    def __init__(self, problems: list[ConfigProblem], table: Mapping[str, Any], path: str) -> None:
+        self.problems = problems
+        self.table = table
+        self.path = path
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.key(name), message))
+
+    def _get(self, name: str, kinds: tuple[type, ...], what: str) -> Any:
+        self.used.add(name)
+        if name not in self.table:
+            return None
+        value = self.table[name]
+        if isinstance(value, bool) and bool not in kinds:
+            self.problem(name, f"must be {what}, not a boolean")
+            return None
+        if not isinstance(value, kinds):
+            self.problem(name, f"must be {what}, not {_toml_type(value)}")
+            return None
+        return value
+
+    def string(self, name: str, default: str) -> str:
+        value = self._get(name, (str,), "a string")
+        return default if value is None else str(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name, (bool,), "true or false")
+        return default if value is None else bool(value)
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        value = self._get(name, (int,), "an integer")
+        if value is None:
+            return default
+        if not lo <= value <= hi:
+            self.problem(name, f"must be {lo}-{hi}")
+            return default
+        return int(value)
+
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
+        value = self._get(name, (int, float), "a number")
+        if value is None:
+            return default
+        if not lo <= value <= hi:
+            self.problem(name, f"must be between {lo:g} and {hi:g}")
+            return default
+        return float(value)
+
+    def table_of(self, name: str) -> Mapping[str, Any] | None:
+        return self._get(name, (dict,), "a table")  # type: ignore[no-any-return]
+
+    def array(self, name: str) -> list[Any] | None:
+        return self._get(name, (list,), "an array")  # type: ignore[no-any-return]
+
+    def sub(self, name: str) -> _Reader | None:
+        table = self.table_of(name)
+        if table is None:
+            return None
+        return _Reader(self.problems, table, self.key(name))
+
+    def finish(self) -> None:
+        for name in self.table:
+            if name not in self.used:
+                self.problem(name, "unknown key")
+
+
+def _toml_type(value: object) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _parse_listen(r: _Reader, default_host: str, default_port: int) -> tuple[str, int]:
+    listen = r.string("listen", f"{default_host}:{default_port}")
+    host, sep, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        r.problem("listen", 'must be "HOST:PORT" with a port 1-65535')
+        return default_host, default_port
+    return host, int(port_text)
+
+
+def _parse_output(r: _Reader | None) -> OutputConfig:
+    if r is None:
+        return OutputConfig()
+    out = OutputConfig(
+        snapshot_dir=Path(r.string("snapshot_dir", "snapshots")),
+        stdout=r.boolean("stdout", True),
+        queue_size=r.integer("queue_size", 10_000, 1, 10_000_000),
+    )
+    r.finish()
+    return out
+
+
+def _parse_bus(r: _Reader | None) -> BusConfig:
+    if r is None:
+        return BusConfig()
+    out = BusConfig(
+        dedup_window=r.number("dedup_window", 2.0, 0.0, 3600.0),
+        merge_wait=r.number("merge_wait", 0.5, 0.0, 60.0),
+    )
+    r.finish()
+    return out
+
+
+def _parse_http(r: _Reader | None) -> HttpConfig | None:
+    if r is None:
+        return None
+    host, port = _parse_listen(r, "127.0.0.1", 8092)
+    username = r.string("username", "")
+    password = r.string("password", "")
+    if bool(username) != bool(password):
+        r.problem("password" if username else "username", "username and password go together")
+    out = HttpConfig(
+        host=host,
+        port=port,
+        username=username,
+        password=Secret(password),
+        max_body=r.integer("max_body", 16 * MIB, 1024, 1024 * MIB),
+        read_timeout=r.number("read_timeout", 30.0, 0.1, 3600.0),
+    )
+    r.finish()
+    return out
+
+
+def _parse_tcp(r: _Reader) -> TcpConfig:
+    register: tuple[str, ...] | None = None
+    r.used.add("register")
+    raw = r.table.get("register", "all")
+    if raw == "all":
+        register = None
+    elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        bad = [x for x in raw if x not in REGISTER_FEATURES]
+        if bad:
+            r.problem(
+                "register",
+                f'unknown feature {bad[0]!r}; use {", ".join(REGISTER_FEATURES)} or "all"',
+            )
+        register = tuple(x for x in raw if x in REGISTER_FEATURES)
+    else:
+        r.problem("register", 'must be "all" or a list of feature names')
+    backoff_initial = r.number("backoff_initial", 1.0, 0.01, 3600.0)
+    backoff_max = r.number("backoff_max", 60.0, 0.01, 86_400.0)
+    if backoff_max < backoff_initial:
+        r.problem("backoff_max", "must not be below backoff_initial")
+    out = TcpConfig(
+        port=r.integer("port", 5000, 1, 65535),
+        register=register,
+        connect_timeout=r.number("connect_timeout", 10.0, 0.1, 600.0),
+        idle_timeout=r.number("idle_timeout", 300.0, 0.1, 86_400.0),
+        max_packet=r.integer("max_packet", 32 * MIB, 1024, 1024 * MIB),
+        backoff_initial=backoff_initial,
+        backoff_max=backoff_max,
+        login_retry=r.number("login_retry", 300.0, 0.01, 86_400.0),
+    )
+    r.finish()
+    return out
+
+
+def _parse_rtsp(r: _Reader) -> RtspConfig:
+    url = r.string("url", "") or None
+    if url is not None and not url.startswith(("rtsp://", "rtsps://")):
+        r.problem("url", "must start with rtsp:// or rtsps://")
+    out = RtspConfig(
+        url=url,
+        refresh=r.number("refresh", 0.0, 0.0, 86_400.0),
+        timeout=r.number("timeout", 20.0, 0.5, 3600.0),
+        backoff_initial=r.number("backoff_initial", 1.0, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", 60.0, 0.01, 86_400.0),
+        max_document=r.integer("max_document", 1 * MIB, 1024, 256 * MIB),
+        picture_deadline=r.number("picture_deadline", 2.0, 0.05, 600.0),
+        max_picture=r.integer("max_picture", 8 * MIB, 1024, 1024 * MIB),
+    )
+    r.finish()
+    return out
+
+
+def _parse_camera_http(r: _Reader | None, name: str) -> CameraHttpConfig:
+    if r is None:
+        return CameraHttpConfig(path=f"/lpr/{name}")
+    path = r.string("path", f"/lpr/{name}")
+    if not path.startswith("/"):
+        r.problem("path", 'must start with "/"')
+    fields: dict[str, str] = {}
+    f = r.sub("fields")
+    if f is not None:
+        for key, value in f.table.items():
+            f.used.add(key)
+            if not isinstance(value, str) or not value:
+                f.problem(key, "must be a non-empty string (the camera's field name)")
+            else:
+                fields[key] = value
+    out = CameraHttpConfig(path=path, fields=fields, declared=True)
+    r.finish()
+    return out
+
+
+def _parse_camera(r: _Reader) -> CameraConfig | None:
+    name = r.string("name", "")
+    if not name:
+        r.problem("name", "is required")
+    elif not _NAME_RE.match(name):
+        r.problem("name", "must be 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
+    host = r.string("host", "")
+    if not host:
+        r.problem("host", "is required")
+    tcp = r.sub("tcp")
+    rtsp = r.sub("rtsp")
+    cam = CameraConfig(
+        name=name,
+        host=host,
+        http_port=r.integer("http_port", 80, 1, 65535),
+        username=r.string("username", "admin"),
+        password=Secret(r.string("password", "")),
+        tcp=_parse_tcp(tcp) if tcp is not None else None,
+        rtsp=_parse_rtsp(rtsp) if rtsp is not None else None,
+        http=_parse_camera_http(r.sub("http"), name),
+    )
+    r.finish()
+    return cam
+
+
+def _parse_hook(r: _Reader) -> HookConfig:
+    target = r.string("target", "")
+    if not target:
+        r.problem("target", 'is required ("package.module:function")')
+    elif not _HOOK_RE.match(target):
+        r.problem("target", 'must look like "package.module:function"')
+    out = HookConfig(
+        target=target,
+        timeout=r.number("timeout", 5.0, 0.01, 3600.0),
+        queue_size=r.integer("queue_size", 1000, 1, 1_000_000),
+    )
+    r.finish()
+    return out
+
+
+def _array_of_tables(root: _Reader, name: str, parse: Callable[[_Reader], _T | None]) -> list[_T]:
+    items = root.array(name)
+    out: list[_T] = []
+    for i, item in enumerate(items or []):
+        key = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            root.problems.append(ConfigProblem(key, "must be a table"))
+            continue
+        parsed = parse(_Reader(root.problems, item, key))
+        if parsed is not None:
+            out.append(parsed)
+    return out
+
+
+def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
+    problems: list[ConfigProblem] = []
+    root = _Reader(problems, data, "")
+    output = _parse_output(root.sub("output"))
+    bus = _parse_bus(root.sub("bus"))
+    http = _parse_http(root.sub("http"))
+    cameras = _array_of_tables(root, "cameras", _parse_camera)
+    hooks = _array_of_tables(root, "hooks", _parse_hook)
+    root.finish()
+
+    names: dict[str, int] = {}
+    paths: dict[str, int] = {}
+    for i, cam in enumerate(cameras):
+        if cam.name in names:
+            problems.append(
+                ConfigProblem(f"cameras[{i}].name", f"duplicate of cameras[{names[cam.name]}]")
+            )
+        names.setdefault(cam.name, i)
+        if cam.http.path in paths:
+            problems.append(
+                ConfigProblem(
+                    f"cameras[{i}].http.path", f"same path as cameras[{paths[cam.http.path]}]"
+                )
+            )
+        paths.setdefault(cam.http.path, i)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        output=output,
+        bus=bus,
+        http=http,
+        cameras=tuple(cameras),
+        hooks=tuple(hooks),
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file. Relative snapshot paths stay relative to the CWD."""
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"{p}: cannot read: {exc.strerror}")]) from exc
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem("", f"{p}: not UTF-8 text")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem("", f"{p}: invalid TOML: {exc}")]) from exc
+    return parse_config(data, source=p)

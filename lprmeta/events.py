@@ -1,0 +1,536 @@
+"""The normalized event every input produces and every sink consumes.
+
+This module owns the event model and the vendor's code tables (colour, brand,
+vehicle type, direction, list type); it does no I/O and imports nothing from
+asyncio, aiohttp or av.
+
+Tables come from the vendor guide, section "1. TCP Type": "Color Table",
+"Brand Table", "Vehicle Type Table" and the metadata field list. Every table is
+a *tolerant* enum: a code or name we do not know maps to ``UNKNOWN`` and never
+raises; the camera's original value is always kept in the event's ``raw``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time as _time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self, TypeVar
+
+__all__ = [
+    "Brand",
+    "Color",
+    "Direction",
+    "Event",
+    "ImageRef",
+    "Kind",
+    "ListType",
+    "Picture",
+    "Source",
+    "Vehicle",
+    "VehicleType",
+    "event_schema",
+    "format_time",
+    "new_event_id",
+    "plate_key",
+]
+
+
+def _fold(text: str) -> str:
+    """Fold a wire name for comparison: case, spaces, dashes and underscores do not count.
+
+    The guide spells one value several ways ("Mercedes—Benz" with an em dash,
+    "Police-car", "Fire engine", "E-bike"); firmware eras differ in case.
+    """
+    return "".join(ch for ch in text.casefold() if ch.isalnum() or ch == "&")
+
+
+class WireEnum(StrEnum):
+    """A tolerant enum: unknown names and codes become ``UNKNOWN`` instead of raising.
+
+    Subclasses must define an ``UNKNOWN`` member. Names match case-, space- and
+    dash-insensitively, plus the aliases a subclass lists in ``_aliases_``.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self:
+        if isinstance(value, str):
+            key = _fold(value)
+            for member in cls:
+                if _fold(member.value) == key:
+                    return member
+            alias = _ALIASES.get(cls.__name__, {}).get(key)
+            if alias is not None:
+                return cls(alias)
+        return cls("unknown")
+
+    @classmethod
+    def parse(cls, value: object) -> Self | None:
+        """Map a wire value (code or name) to a member; ``None`` and ``""`` and ``"-"`` mean absent.
+
+        Integers (and digit strings) go through the code table; text through the names.
+        """
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return cls("unknown")
+        if isinstance(value, int):
+            return cls.from_code(value)
+        if isinstance(value, str):
+            text = value.strip()
+            if text in ("", "-"):
+                return None
+            if text.isdigit():
+                return cls.from_code(int(text))
+            return cls(text)
+        return cls("unknown")
+
+    @classmethod
+    def from_code(cls, code: int) -> Self:
+        table = _CODES.get(cls.__name__, ())
+        if 0 <= code < len(table):
+            return cls(table[code])
+        return cls("unknown")
+
+
+class Color(WireEnum):
+    """``enum LprColor`` of the guide's Color Table (codes 0..10)."""
+
+    UNKNOWN = "unknown"
+    BLACK = "black"
+    BLUE = "blue"
+    CYAN = "cyan"
+    GRAY = "gray"
+    GREEN = "green"
+    RED = "red"
+    WHITE = "white"
+    YELLOW = "yellow"
+    VIOLET = "violet"
+    ORANGE = "orange"
+
+
+class VehicleType(WireEnum):
+    """The guide's Vehicle Type Table (codes 0..15)."""
+
+    UNKNOWN = "unknown"
+    NONE = "none"
+    CAR = "car"
+    MOTOR = "motor"
+    BUS = "bus"
+    TRUCK = "truck"
+    VAN = "van"
+    SUV = "suv"
+    FORKLIFT = "forklift"
+    EXCAVATOR = "excavator"
+    TOWTRUCK = "towtruck"
+    POLICE_CAR = "police_car"
+    FIRE_ENGINE = "fire_engine"
+    AMBULANCE = "ambulance"
+    BICYCLE = "bicycle"
+    E_BIKE = "e_bike"
+    OTHER = "other"
+
+
+class Direction(WireEnum):
+    """Driving direction, normalized across transports.
+
+    TCP metadata says ``0: Unknown 1: In 2: Out``; RTSP's ``LicenseCarDirection``
+    carries the same codes; HTTP says "Approach" or "Away". The guide never says
+    how the two vocabularies relate. Reading chosen: *Approach* is *In* (the
+    vehicle comes towards the camera, which at a gate faces incoming traffic)
+    and *Away* is *Out*. The camera's own word or code is always kept in ``raw``.
+    """
+
+    UNKNOWN = "unknown"
+    IN = "in"
+    OUT = "out"
+
+
+class ListType(WireEnum):
+    """Plate list type: TCP "Plate Type: 1: black 2: white 3: visitor"; HTTP ``type``."""
+
+    UNKNOWN = "unknown"
+    BLACK = "black"
+    WHITE = "white"
+    VISITOR = "visitor"
+
+
+class Brand(WireEnum):
+    """``traBrandType`` of the guide's Brand Table (codes 0..71, MAX excluded)."""
+
+    UNKNOWN = "unknown"
+    AUDI = "Audi"
+    ASTON_MARTIN = "Aston Martin"
+    ALFA_ROMEO = "Alfa Romeo"
+    BUICK = "Buick"
+    MERCEDES_BENZ = "Mercedes-Benz"
+    BMW = "BMW"
+    HONDA = "Honda"
+    PEUGEOT = "Peugeot"
+    PORSCHE = "Porsche"
+    BENTLEY = "Bentley"
+    BUGATTI = "Bugatti"
+    VOLKSWAGEN = "Volkswagen"
+    DODGE = "Dodge"
+    DAEWOO = "Daewoo"
+    DAIHATSU = "Daihatsu"
+    TOYOTA = "Toyota"
+    FORD = "Ford"
+    FERRARI = "Ferrari"
+    FIAT = "Fiat"
+    GMC = "GMC"
+    MITSUOKA = "Mitsuoka"
+    HAVAL = "Haval"
+    GEELY = "Geely"
+    JEEP = "Jeep"
+    JAGUAR = "Jaguar"
+    CADILLAC = "Cadillac"
+    CHRYSLER = "Chrysler"
+    LEXUS = "Lexus"
+    LAND_ROVER = "Land Rover"
+    LINCOLN = "Lincoln"
+    SUZUKI = "Suzuki"
+    ROLLS_ROYCE = "Rolls-Royce"
+    LAMBORGHINI = "Lamborghini"
+    RENAULT = "Renault"
+    MAZDA = "Mazda"
+    MINI = "MINI"
+    MASERATI = "Maserati"
+    MAYBACH = "Maybach"
+    ACURA = "Acura"
+    OPEL = "Opel"
+    CHERY = "Chery"
+    KIA = "Kia"
+    NISSAN = "Nissan"
+    SKODA = "Skoda"
+    MITSUBISHI = "Mitsubishi"
+    SUBARU = "Subaru"
+    SMART = "Smart"
+    SSANGYONG = "Ssangyong"
+    TESLA = "Tesla"
+    ISUZU = "Isuzu"
+    CHEVROLET = "Chevrolet"
+    CITROEN = "Citroen"
+    HYUNDAI = "Hyundai"
+    INFINITY = "Infinity"
+    MERCURY = "Mercury"
+    SATURN = "Saturn"
+    SAAB = "SAAB"
+    LYNK_CO = "LYNK&CO"
+    MORRIS_GARAGES = "MorrisGarages"
+    PAGANI = "Pagani"
+    SPYKER = "Spyker"
+    BYD = "BYD"
+    MCLAREN = "McLaren"
+    KOENIGSEGG = "Koenigsegg"
+    VOLVO = "Volvo"
+    LANCIA = "Lancia"
+    SHELBY = "Shelby"
+    SEAT = "Seat"
+    CUPRA = "CUPRA"
+    DACIA = "Dacia"
+    DS = "DS"
+
+
+# Code tables: index = wire code, in the order of the guide's C enums.
+_CODES: dict[str, tuple[str, ...]] = {
+    "Color": (
+        "unknown",
+        "black",
+        "blue",
+        "cyan",
+        "gray",
+        "green",
+        "red",
+        "white",
+        "yellow",
+        "violet",
+        "orange",
+    ),
+    "VehicleType": (
+        "none",
+        "car",
+        "motor",
+        "bus",
+        "truck",
+        "van",
+        "suv",
+        "forklift",
+        "excavator",
+        "towtruck",
+        "police_car",
+        "fire_engine",
+        "ambulance",
+        "bicycle",
+        "e_bike",
+        "other",
+    ),
+    "Direction": ("unknown", "in", "out"),
+    # Plate Type 0 is not in the guide; it reads as "no list".
+    "ListType": ("unknown", "black", "white", "visitor"),
+    "Brand": ("unknown", *(m.value for m in list(Brand)[1:])),
+}
+
+# Other spellings seen in the guide (the HTTP and JSON examples use display names).
+_ALIASES: dict[str, dict[str, str]] = {
+    "Color": {"grey": "gray", "purple": "violet"},
+    "VehicleType": {
+        "motorbike": "motor",
+        "motorcycle": "motor",
+        "ebike": "e_bike",
+        "policecar": "police_car",
+        "fireengine": "fire_engine",
+        "sedan": "car",
+    },
+    "Direction": {
+        "approach": "in",
+        "approaching": "in",
+        "away": "out",
+        "leaving": "out",
+        "entry": "in",
+        "exit": "out",
+    },
+    "ListType": {
+        "blacklist": "black",
+        "whitelist": "white",
+        "blocklist": "black",
+        "allowlist": "white",
+        "visitors": "visitor",
+    },
+    "Brand": {
+        "unknow": "unknown",
+        "mercedes": "Mercedes-Benz",
+        "lynkco": "LYNK&CO",
+        "mg": "MorrisGarages",
+    },
+}
+
+
+class Kind(StrEnum):
+    """What an event is about; ``event`` is anything the camera sent that we do not model."""
+
+    PLATE = "plate"
+    PARKING = "parking"
+    COUNTING = "counting"
+    LIST = "list"
+    ATTRIBUTES = "attributes"
+    VIOLATION = "violation"
+    EVENT = "event"
+
+
+class Source(StrEnum):
+    TCP = "tcp"
+    HTTP = "http"
+    RTSP = "rtsp"
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A picture as it arrived in a payload, before it is saved. Never serialized."""
+
+    role: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """A picture as the JSON line carries it: a saved file, or the reason it is missing."""
+
+    role: str
+    path: str | None
+    bytes: int | None
+    sha256: str | None
+    missing: str | None = None
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "role": self.role,
+            "path": self.path,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
+        if self.missing is not None:
+            out["missing"] = self.missing
+        if self.url is not None:
+            out["url"] = self.url
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    type: VehicleType | None = None
+    color: Color | None = None
+    brand: Brand | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": _value(self.type), "color": _value(self.color), "brand": _value(self.brand)}
+
+    def richer(self, other: Vehicle) -> Vehicle:
+        return Vehicle(
+            type=_known(self.type, other.type),
+            color=_known(self.color, other.color),
+            brand=_known(self.brand, other.brand),
+        )
+
+
+def new_event_id() -> str:
+    """A unique, roughly time-ordered id: milliseconds since the epoch + 64 random bits."""
+    return f"{int(_time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One normalized event. Every field of the JSON line is here; ``None`` means unknown.
+
+    ``pictures`` holds image bytes that came inside the payload; the input that
+    received the event saves them and replaces them by ``images`` before it
+    publishes. ``picture_paths`` are pictures the camera announced but did not
+    send (RTSP), to be fetched. Neither is part of the JSON line.
+    """
+
+    kind: Kind
+    camera: str
+    source: Source
+    time: datetime | None = None
+    received: datetime = field(default_factory=_utcnow)
+    plate: str | None = None
+    confidence: float | None = None
+    country: str | None = None
+    list: ListType | None = None
+    direction: Direction | None = None
+    speed_kmh: float | None = None
+    roi: int | None = None
+    plate_box: tuple[int, int, int, int] | None = None
+    resolution: tuple[int, int] | None = None
+    plate_color: Color | None = None
+    vehicle: Vehicle = field(default_factory=Vehicle)
+    images: tuple[ImageRef, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_event_id)
+    pictures: tuple[Picture, ...] = field(default=(), repr=False, compare=False)
+    picture_paths: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON line contract (see ``lprmeta/schema/event.schema.json``)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "camera": self.camera,
+            "source": self.source.value,
+            "time": format_time(self.time),
+            "received": format_time(self.received),
+            "plate": self.plate,
+            "confidence": self.confidence,
+            "country": self.country,
+            "list": _value(self.list),
+            "direction": _value(self.direction),
+            "speed_kmh": self.speed_kmh,
+            "roi": self.roi,
+            "plate_box": list(self.plate_box) if self.plate_box is not None else None,
+            "resolution": list(self.resolution) if self.resolution is not None else None,
+            "plate_color": _value(self.plate_color),
+            "vehicle": self.vehicle.to_json(),
+            "images": [img.to_json() for img in self.images],
+            "details": dict(self.details),
+            "raw": dict(self.raw),
+        }
+
+    def merged_with(self, other: Event) -> Event:
+        """This event enriched by a duplicate read of the same car.
+
+        Known values win over unknown ones (the first event's known value wins
+        over the second's); every image of both is kept (same bytes once); the
+        raw payloads are kept side by side under ``raw["merged"]``.
+        """
+        sources: list[str] = list(self.details.get("sources", [self.source.value]))
+        for src in other.details.get("sources", [other.source.value]):
+            if src not in sources:
+                sources.append(src)
+        details = {**other.details, **self.details, "sources": sources}
+        merged_raw: list[Any] = list(self.raw.get("merged", [dict(self.raw)]))
+        merged_raw.extend(other.raw.get("merged", [dict(other.raw)]))
+        return Event(
+            id=self.id,
+            kind=self.kind,
+            camera=self.camera,
+            source=self.source,
+            time=self.time or other.time,
+            received=self.received,
+            plate=self.plate or other.plate,
+            confidence=_first(self.confidence, other.confidence),
+            country=self.country or other.country,
+            list=_known(self.list, other.list),
+            direction=_known(self.direction, other.direction),
+            speed_kmh=_first(self.speed_kmh, other.speed_kmh),
+            roi=_first(self.roi, other.roi),
+            plate_box=self.plate_box or other.plate_box,
+            resolution=self.resolution or other.resolution,
+            plate_color=_known(self.plate_color, other.plate_color),
+            vehicle=self.vehicle.richer(other.vehicle),
+            images=dedupe_images((*self.images, *other.images)),
+            details=details,
+            raw={"merged": merged_raw},
+        )
+
+
+def _value(member: StrEnum | None) -> str | None:
+    return member.value if member is not None else None
+
+
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _first(a: _T | None, b: _T | None) -> _T | None:
+    return a if a is not None else b
+
+
+def _known(a: _E | None, b: _E | None) -> _E | None:
+    """Prefer a known enum value over ``None`` or ``unknown``."""
+    if a is None or (a.value == "unknown" and b is not None):
+        return b
+    return a
+
+
+def format_time(value: datetime | None) -> str | None:
+    """ISO 8601 with milliseconds; UTC is written ``Z``, a camera's naive local time as is."""
+    if value is None:
+        return None
+    text = value.isoformat(timespec="milliseconds")
+    if text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    return text
+
+
+def plate_key(plate: str) -> str:
+    """The form under which two reads of one plate compare equal (dedup)."""
+    return "".join(ch for ch in plate.upper() if not ch.isspace() and ch not in "-·.")
+
+
+def dedupe_images(images: Iterable[ImageRef]) -> tuple[ImageRef, ...]:
+    seen: set[str] = set()
+    out: list[ImageRef] = []
+    for img in images:
+        key = img.sha256 or f"{img.role}:{img.path}:{img.missing}"
+        if key not in seen:
+            seen.add(key)
+            out.append(img)
+    return tuple(out)
+
+
+def event_schema() -> dict[str, Any]:
+    """The JSON Schema of one stdout line (shipped as ``lprmeta/schema/event.schema.json``)."""
+    import json  # noqa: PLC0415
+    from importlib.resources import files  # noqa: PLC0415  # rarely needed
+
+    text = files("lprmeta").joinpath("schema/event.schema.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]

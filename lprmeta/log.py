@@ -1,0 +1,124 @@
+"""Logging: structlog to stderr, human-readable or JSON, with secrets scrubbed.
+
+stdout belongs to events; nothing here ever writes to it. The redactor runs on
+every log record: it replaces each configured secret and the password part of
+any URL (``rtsp://user:pw@host``) wherever they occur in a value, so an
+exception text from FFmpeg or aiohttp that quotes a URL cannot leak a password.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+__all__ = ["Redactor", "configure_logging", "get_logger", "redact_text"]
+
+_USERINFO = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@"
+)
+MASK = "***"
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret and every URL password replaced by ``***``."""
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class Redactor:
+    """A structlog processor; ``add`` secrets as they become known (config load)."""
+
+    def __init__(self) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets: list[str] = []
+
+    def add(self, secrets: Iterable[str]) -> None:
+        merged = set(self._secrets) | {s for s in secrets if s}
+        self._secrets = sorted(merged, key=len, reverse=True)
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_text(value, self._secrets)
+        if isinstance(value, BaseException):
+            return redact_text(f"{type(value).__name__}: {value}", self._secrets)
+        if isinstance(value, dict):
+            return {k: self.clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.clean(v) for v in value]
+        return value
+
+    def __call__(
+        self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            if key == "exc_info":
+                continue
+            event_dict[key] = self.clean(value)
+        return event_dict
+
+
+REDACTOR = Redactor()
+
+
+class _RedactRendered:
+    """Last-resort pass over the rendered line (tracebacks rendered by structlog included)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        rendered = self.inner(logger, method, event_dict)
+        return REDACTOR.clean(str(rendered))  # type: ignore[no-any-return]
+
+
+def configure_logging(
+    *,
+    fmt: Literal["auto", "console", "json"] = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    """Send every log record to ``stream`` (stderr by default): console on a terminal, else JSON."""
+    out = stream if stream is not None else sys.stderr
+    if fmt == "auto":
+        fmt = "console" if out.isatty() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+        exc: list[Any] = [structlog.processors.dict_tracebacks]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        exc = []
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            REDACTOR,
+            *exc,
+            _RedactRendered(renderer),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "lprmeta", **initial: Any) -> Any:
+    """A structlog logger bound to ``logger=name`` and ``initial`` values.
+
+    structlog's own default prints to stdout, which belongs to events; a program
+    that embeds lprmeta without configuring structlog gets our stderr setup.
+    """
+    if not structlog.is_configured():
+        configure_logging()
+    return structlog.get_logger(name).bind(logger=name, **initial)

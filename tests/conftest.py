@@ -1,0 +1,52 @@
+"""Shared test helpers: schema validation of every event line, config builders, free ports."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import structlog
+
+from lprmeta.config import Config, parse_config
+from lprmeta.events import Event, event_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+_VALIDATOR = jsonschema.Draft202012Validator(event_schema())
+
+
+def check_line(line: dict[str, Any] | str | bytes) -> dict[str, Any]:
+    """Validate one event line (dict or JSON text) against the shipped schema; return it."""
+    data = json.loads(line) if isinstance(line, str | bytes) else line
+    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    return data
+
+
+def check_event(event: Event) -> dict[str, Any]:
+    return check_line(json.loads(json.dumps(event.to_json(), ensure_ascii=False)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_config(tmp_path: Path, **sections: Any) -> Config:
+    data: dict[str, Any] = {"output": {"snapshot_dir": str(tmp_path / "snapshots")}}
+    data.update(sections)
+    return parse_config(data)
+
+
+@pytest.fixture(autouse=True)
+def _log_to_stderr() -> Iterator[None]:
+    # Tests that configure logging (the CLI in-process) must not leak config to others.
+    yield
+    structlog.reset_defaults()

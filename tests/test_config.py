@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lprmeta.config import Secret, load_config, parse_config
+from lprmeta.errors import ConfigError
+
+from .conftest import ROOT
+
+
+def problems(data: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return [str(p) for p in info.value.problems]
+
+
+def test_example_config_loads_and_points_at_loopback_only() -> None:
+    config = load_config(ROOT / "config.example.toml")
+    assert config.cameras, "the example must show a camera"
+    for cam in config.cameras:
+        assert cam.host == "127.0.0.1"
+        if cam.rtsp and cam.rtsp.url:
+            assert "127.0.0.1" in cam.rtsp.url
+    assert config.http is not None
+    assert config.http.host == "127.0.0.1"
+
+
+def test_defaults_and_types() -> None:
+    config = parse_config(
+        {
+            "http": {"listen": "0.0.0.0:9000", "username": "u", "password": "p"},
+            "cameras": [
+                {"name": "a", "host": "127.0.0.1", "tcp": {"register": ["parking", "counting"]}},
+                {"name": "b", "host": "127.0.0.1", "rtsp": {}, "http": {"fields": {"plate": "LP"}}},
+            ],
+        }
+    )
+    a, b = config.cameras
+    assert a.tcp is not None and a.tcp.port == 5000 and a.tcp.register == ("parking", "counting")
+    assert not a.tcp.register_all
+    assert a.http.path == "/lpr/a" and not a.http.declared
+    assert a.transports == {"tcp"}
+    assert b.tcp is None and b.rtsp is not None and b.rtsp.url is None
+    assert b.http.fields == {"plate": "LP"} and b.transports == {"rtsp", "http"}
+    assert config.http is not None and (config.http.host, config.http.port) == ("0.0.0.0", 9000)
+
+
+def test_every_problem_is_reported_with_its_key() -> None:
+    got = problems(
+        {
+            "output": {"snapshot_dir": 5},
+            "http": {"listen": "nohost", "username": "u"},
+            "cameras": [
+                {"name": "ok", "host": "127.0.0.1"},
+                {"name": "b", "host": "127.0.0.1", "tcp": {"port": 70000, "register": ["nope"]}},
+                {"name": "ok", "host": "", "rtsp": {"url": "http://x"}, "colour": 1},
+            ],
+            "hooks": [{"target": "not a target"}],
+            "extra": 1,
+        }
+    )
+    assert got == [
+        "output.snapshot_dir: must be a string, not an integer",
+        'http.listen: must be "HOST:PORT" with a port 1-65535',
+        "http.password: username and password go together",
+        "cameras[1].tcp.register: unknown feature 'nope'; use parking, counting, attributes, "
+        'list, violation, general or "all"',
+        "cameras[1].tcp.port: must be 1-65535",
+        "cameras[2].host: is required",
+        "cameras[2].rtsp.url: must start with rtsp:// or rtsps://",
+        "cameras[2].colour: unknown key",
+        'hooks[0].target: must look like "package.module:function"',
+        "extra: unknown key",
+        "cameras[2].name: duplicate of cameras[0]",
+        "cameras[2].http.path: same path as cameras[0]",
+    ]
+
+
+def test_booleans_are_not_numbers() -> None:
+    assert problems({"cameras": [{"name": "a", "host": "h", "http_port": True}]}) == [
+        "cameras[0].http_port: must be an integer, not a boolean"
+    ]
+
+
+def test_secret_never_shows() -> None:
+    config = parse_config(
+        {"cameras": [{"name": "a", "host": "127.0.0.1", "password": "hunter2-secret"}]}
+    )
+    assert "hunter2-secret" not in repr(config)
+    assert "hunter2-secret" not in str(config.cameras[0])
+    assert config.cameras[0].password.get() == "hunter2-secret"
+    assert config.secrets() == ["hunter2-secret"]
+    assert Secret("x") == Secret("x") and not Secret("")
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[output\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_check_config_cli_exits_2_naming_each_bad_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[cameras]]\nname = "gate-1"\nhost = "127.0.0.1"\npassword = "s3cret-pw"\n'
+        "[cameras.tcp]\nport = 0\n"
+        '[[cameras]]\nname = "gate 2"\nhost = "127.0.0.1"\n'
+        '[[hooks]]\ntarget = "no_such_module_xyz:fn"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "cameras[0].tcp.port: must be 1-65535" in proc.stderr
+    assert "cameras[1].name: must be 1-64 letters" in proc.stderr
+    assert "s3cret-pw" not in proc.stderr
+
+
+def test_check_config_cli_imports_hooks(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[hooks]]\ntarget = "no_such_module_xyz:fn"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "check-config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "hooks[0].target: cannot import 'no_such_module_xyz'" in proc.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "check-config", str(ROOT / "config.example.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stderr and ok.stdout == ""

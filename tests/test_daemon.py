@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lprmeta.daemon import Daemon
+from lprmeta.errors import ConfigError, UsageError
+from lprmeta.events import Event, Kind, Picture, Source
+
+from .conftest import ROOT, check_line, make_config
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 100 + b"\xff\xd9"
+
+
+def ev(p: str, **kw: object) -> Event:
+    return Event(kind=Kind.PLATE, camera="c", source=Source.HTTP, plate=p, **kw)  # type: ignore[arg-type]
+
+
+async def test_library_api_events_and_pictures_saved(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    async with Daemon(make_config(tmp_path), stdout=out) as d:
+        sub = d.events()
+        d.deliver(ev("AB1234", pictures=(Picture("plate", JPEG),)))
+        got = await asyncio.wait_for(sub.get(), 2)
+    assert got is not None and got.plate == "AB1234"
+    (img,) = got.images
+    assert img.role == "plate" and img.bytes == len(JPEG)
+    assert img.path is not None and Path(img.path).read_bytes() == JPEG
+    assert Path(img.path).is_relative_to((tmp_path / "snapshots").resolve())
+    assert got.pictures == ()
+    lines = out.getvalue().decode().splitlines()
+    assert len(lines) == 1
+    line = check_line(lines[0])
+    assert line["images"][0]["sha256"] == img.sha256
+
+
+async def test_shutdown_writes_every_accepted_event(tmp_path: Path) -> None:
+    class SlowStream(io.BytesIO):
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            time.sleep(0.002)
+            return super().write(b)
+
+    out = SlowStream()
+    async with Daemon(make_config(tmp_path, bus={"dedup_window": 0}), stdout=out) as d:
+        for i in range(500):
+            d.deliver(ev(f"P{i}"))
+    lines = out.getvalue().decode().splitlines()
+    assert [json.loads(x)["plate"] for x in lines] == [f"P{i}" for i in range(500)]
+    assert d.stats.total("emitted") == 500
+
+
+async def test_closed_stdout_stops_the_daemon_with_failure(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    out.close()
+    d = Daemon(make_config(tmp_path), stdout=out)
+
+    async def feed() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            if d._bus is not None:
+                d.deliver(ev("X"))
+
+    feeder = asyncio.create_task(feed())
+    code = await asyncio.wait_for(d.run(), 5)
+    feeder.cancel()
+    assert code == 1
+
+
+async def test_bad_hook_fails_start_with_config_error(tmp_path: Path) -> None:
+    config = make_config(tmp_path, hooks=[{"target": "tests.sinks.sample_hooks:missing"}])
+    with pytest.raises(ConfigError, match=r"hooks\[0\].target"):
+        async with Daemon(config):
+            pass
+
+
+async def test_bus_before_start_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        Daemon(make_config(tmp_path)).events()
+
+
+def test_cli_run_logs_to_stderr_only_and_stops_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lprmeta",
+            "run",
+            "--config",
+            str(ROOT / "config.example.toml"),
+            "--log-format",
+            "json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        seen = b""
+        while b"lprmeta running" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert b"lprmeta running" in seen, seen
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert time.monotonic() - start < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out == b""
+    records = [json.loads(x) for x in (seen + err).decode().splitlines() if x.strip()]
+    assert any(r["event"] == "lprmeta stopped" for r in records)
+    assert not any("sim-password" in json.dumps(r) for r in records)
+
+
+def test_version() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env={**os.environ},
+    )
+    assert proc.stdout.startswith("lprmeta ")

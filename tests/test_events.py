@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import jsonschema
+import pytest
+
+from lprmeta.events import (
+    Brand,
+    Color,
+    Direction,
+    Event,
+    ImageRef,
+    Kind,
+    ListType,
+    Source,
+    Vehicle,
+    VehicleType,
+    event_schema,
+    format_time,
+)
+
+from .conftest import check_event
+
+
+@pytest.mark.parametrize(
+    ("enum", "wire", "expected"),
+    [
+        (Color, 2, Color.BLUE),
+        (Color, "Blue", Color.BLUE),
+        (Color, "GREY", Color.GRAY),
+        (Color, 99, Color.UNKNOWN),
+        (Color, -1, Color.UNKNOWN),
+        (Color, "mauve", Color.UNKNOWN),
+        (Color, "-", None),
+        (Color, "", None),
+        (Color, None, None),
+        (Color, True, Color.UNKNOWN),
+        (Color, 2.5, Color.UNKNOWN),
+        (VehicleType, 6, VehicleType.SUV),
+        (VehicleType, "SUV", VehicleType.SUV),
+        (VehicleType, "Police-car", VehicleType.POLICE_CAR),
+        (VehicleType, "Fire engine", VehicleType.FIRE_ENGINE),
+        (VehicleType, "E-bike", VehicleType.E_BIKE),
+        (VehicleType, "Motorbike", VehicleType.MOTOR),
+        (VehicleType, 16, VehicleType.UNKNOWN),
+        (Brand, 6, Brand.BMW),
+        (Brand, "BMW", Brand.BMW),
+        (Brand, "Mercedes—Benz", Brand.MERCEDES_BENZ),  # the guide's em dash
+        (Brand, "Rolls-royce", Brand.ROLLS_ROYCE),
+        (Brand, "LYNK&CO", Brand.LYNK_CO),
+        (Brand, 71, Brand.DS),
+        (Brand, 72, Brand.UNKNOWN),  # TRA_BRAND_MAX is not a brand
+        (Brand, "6", Brand.BMW),
+        (Direction, 1, Direction.IN),
+        (Direction, "Approach", Direction.IN),
+        (Direction, "Away", Direction.OUT),
+        (Direction, 3, Direction.UNKNOWN),
+        (ListType, 3, ListType.VISITOR),
+        (ListType, "Visitor", ListType.VISITOR),
+        (ListType, "White", ListType.WHITE),
+    ],
+)
+def test_tolerant_enums(enum: type[Color], wire: object, expected: object) -> None:
+    assert enum.parse(wire) == expected
+
+
+def test_brand_codes_follow_the_guide_order() -> None:
+    # traBrandType: TRA_BRAND_UNKNOW = 0, TRA_BRAND_AUDI, ... TRA_BRAND_DS (71), TRA_BRAND_MAX
+    assert Brand.from_code(0) is Brand.UNKNOWN
+    assert Brand.from_code(1) is Brand.AUDI
+    assert Brand.from_code(5) is Brand.MERCEDES_BENZ
+    assert Brand.from_code(49) is Brand.TESLA
+    assert Brand.from_code(65) is Brand.VOLVO
+
+
+def full_event() -> Event:
+    return Event(
+        kind=Kind.PLATE,
+        camera="gate-1",
+        source=Source.TCP,
+        time=datetime(2018, 5, 9, 12, 11, 30, 0, tzinfo=UTC),
+        plate="부산02가1234",
+        confidence=0.93,
+        country="KOR",
+        list=ListType.WHITE,
+        direction=Direction.IN,
+        speed_kmh=25.0,
+        roi=1,
+        plate_box=(1, 2, 3, 4),
+        resolution=(1280, 720),
+        plate_color=Color.WHITE,
+        vehicle=Vehicle(VehicleType.CAR, Color.BLACK, Brand.BMW),
+        images=(ImageRef("plate", "/x/p.jpg", 10, "0" * 64),),
+        details={"a": 1},
+        raw={"plate": "부산02가1234"},
+    )
+
+
+def test_full_event_line_matches_schema_and_keeps_unicode() -> None:
+    line = check_event(full_event())
+    assert line["time"] == "2018-05-09T12:11:30.000Z"
+    assert line["vehicle"] == {"type": "car", "color": "black", "brand": "BMW"}
+    assert line["plate_box"] == [1, 2, 3, 4]
+    text = json.dumps(full_event().to_json(), ensure_ascii=False)
+    assert "부산02가1234" in text
+
+
+def test_minimal_event_has_every_key_null() -> None:
+    line = check_event(Event(kind=Kind.EVENT, camera="c", source=Source.HTTP))
+    assert set(line) == set(event_schema()["required"])
+    for key in ("time", "plate", "confidence", "country", "list", "plate_box"):
+        assert line[key] is None
+    assert line["vehicle"] == {"type": None, "color": None, "brand": None}
+    assert line["images"] == []
+
+
+def test_schema_rejects_what_the_contract_forbids() -> None:
+    validator = jsonschema.Draft202012Validator(event_schema())
+    line = full_event().to_json()
+    for key, bad in [("kind", "car"), ("confidence", 93), ("source", "udp"), ("time", "yesterday")]:
+        broken = {**line, key: bad}
+        assert not validator.is_valid(broken), key
+    missing = dict(line)
+    del missing["raw"]
+    assert not validator.is_valid(missing)
+
+
+def test_format_time() -> None:
+    naive = datetime(2023, 9, 15, 6, 19, 57, 267000)
+    assert format_time(naive) == "2023-09-15T06:19:57.267"
+    assert format_time(None) is None
+
+
+def test_merge_keeps_known_fields_and_every_image() -> None:
+    a = Event(
+        kind=Kind.PLATE,
+        camera="c",
+        source=Source.RTSP,
+        plate="AB1234",
+        speed_kmh=25.0,
+        images=(ImageRef("plate", "/a.jpg", 1, "a" * 64),),
+        raw={"from": "rtsp"},
+    )
+    b = Event(
+        kind=Kind.PLATE,
+        camera="c",
+        source=Source.HTTP,
+        plate="AB1234",
+        speed_kmh=30.0,
+        country="NLD",
+        vehicle=Vehicle(brand=Brand.BMW),
+        images=(ImageRef("plate", "/b.jpg", 1, "a" * 64), ImageRef("full", "/c.jpg", 1, "c" * 64)),
+        raw={"from": "http"},
+    )
+    m = a.merged_with(b)
+    assert m.id == a.id and m.source is Source.RTSP
+    assert m.speed_kmh == 25.0 and m.country == "NLD" and m.vehicle.brand is Brand.BMW
+    assert [i.path for i in m.images] == ["/a.jpg", "/c.jpg"]  # same bytes once
+    assert m.details["sources"] == ["rtsp", "http"]
+    assert m.raw == {"merged": [{"from": "rtsp"}, {"from": "http"}]}
+    check_event(m)

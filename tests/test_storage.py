@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from lprmeta.events import Event, Kind, Picture, Source
+from lprmeta.storage import ImageStore, safe_part
+
+JPEG = b"\xff\xd8\xff\xe0payload\xff\xd9"
+
+
+@pytest.mark.parametrize(
+    ("plate", "camera"),
+    [
+        ("../../etc/x", "c"),
+        ("/abs/olute", "c"),
+        ("부산02가1234", "c"),
+        ("AB1234", "../../up"),
+        ("..", ".."),
+    ],
+)
+def test_saved_pictures_never_leave_the_snapshot_dir(
+    tmp_path: Path, plate: str, camera: str
+) -> None:
+    store = ImageStore(tmp_path / "snaps")
+    event = Event(kind=Kind.PLATE, camera=camera, source=Source.HTTP, plate=plate)
+    saved = store.attach(
+        event.__class__(**{**_fields(event), "pictures": (Picture("plate", JPEG),)})
+    )
+    (ref,) = saved.images
+    assert ref.path is not None and ref.missing is None
+    path = Path(ref.path)
+    assert path.resolve().is_relative_to((tmp_path / "snaps").resolve())
+    assert path.read_bytes() == JPEG and path.suffix == ".jpg"
+    assert ref.sha256 == hashlib.sha256(JPEG).hexdigest()
+
+
+def _fields(event: Event) -> dict[str, object]:
+    return {name: getattr(event, name) for name in event.__dataclass_fields__}
+
+
+def test_safe_part() -> None:
+    assert safe_part("../../etc/x") == "etcx"
+    assert safe_part("..") == "x"
+    assert safe_part("AB-12_c") == "AB-12_c"
+
+
+def test_unwritable_dir_marks_picture_missing(tmp_path: Path) -> None:
+    blocker = tmp_path / "snaps"
+    blocker.write_text("a file where the directory should be")
+    store = ImageStore(blocker)
+    event = Event(
+        kind=Kind.PLATE,
+        camera="c",
+        source=Source.TCP,
+        plate="A",
+        pictures=(Picture("full", JPEG),),
+    )
+    (ref,) = store.attach(event).images
+    assert ref.path is None and ref.missing is not None and ref.missing.startswith("save failed")
+    assert ref.bytes == len(JPEG)
