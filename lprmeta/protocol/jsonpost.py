@@ -1,0 +1,434 @@
+"""Camera JSON -> Event, for every JSON the camera sends over TCP (0x8802-0x8806) and HTTP.
+
+One table-driven normalizer serves both transports and both field-naming eras
+of the guide ("2. HTTP Type", notes 1-3): ``abc_def`` before firmware
+45.8.0.3-LPR_XX-r1, ``Abc Def`` after, in any letter case. Field names are
+folded (case, spaces, ``_``, ``-`` do not count), so ``plate_color``,
+``Plate Color`` and ``PlateColor`` are one field. A per-camera field map
+(``[cameras.http.fields]``) wins over the built-in aliases, for firmware whose
+template editor renamed fields.
+
+Pictures arrive base64 inside the JSON (``plate_image``, ``plateSnap``,
+``bkgSnap``, ``snapshot``, ...); they become :class:`~lprmeta.events.Picture`
+objects to be saved, and ``raw`` keeps a short placeholder instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from ..errors import PayloadError
+from ..events import (
+    Brand,
+    Color,
+    Direction,
+    Event,
+    ImageRef,
+    Kind,
+    ListType,
+    Picture,
+    Source,
+    Vehicle,
+    VehicleType,
+)
+from .values import (
+    decode_base64_picture,
+    fold_key,
+    is_none,
+    parse_confidence,
+    parse_duration,
+    parse_int,
+    parse_speed,
+    parse_time,
+)
+
+__all__ = ["CANONICAL_FIELDS", "IMAGE_ROLES", "kind_of", "normalize_json"]
+
+# canonical name -> folded aliases, most specific first. The canonical names are
+# what `[cameras.http.fields]` accepts on its left-hand side.
+CANONICAL_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "event": ("event", "eventtype", "eventname"),
+    "device": ("device", "devicename"),
+    "plate": ("plate", "licenseplate", "licenceplate", "plateno", "platenumber", "carnumber"),
+    "time_msec": ("timemsec",),
+    "time": ("time", "datetime", "timestamp", "recognitiontime"),
+    # The old era's `type` is the plate's list type (Black/White/Visitor).
+    "list": ("type", "platetype", "listtype", "list", "platelisttype"),
+    "speed": ("speed", "vehiclespeed", "licensecarspeed"),
+    "direction": ("direction", "drivingdirection", "licensecardirection"),
+    "roi": ("detectionregion", "roi", "roiid"),
+    # `region` is the plate's country/region in LPR posts ("NLD") but the ROI
+    # number in parking posts (1); a number is taken as the ROI.
+    "region": ("region", "country", "countryregion"),
+    "confidence": ("confidence",),
+    "plate_color": ("platecolor", "platecolour"),
+    "vehicle_type": ("vehicletype",),
+    "vehicle_color": ("vehiclecolor", "vehiclecolour"),
+    "vehicle_brand": ("vehiclebrand", "brand", "vehiclemodel"),
+    "resolution_width": ("resolutionwidth", "width"),
+    "resolution_height": ("resolutionheight", "height"),
+    "x1": ("coordinatex1",),
+    "y1": ("coordinatey1",),
+    "x2": ("coordinatex2",),
+    "y2": ("coordinatey2",),
+}
+
+# folded key -> picture role. The canonical names for the field map are the
+# guide's HTTP keys (plate_image, full_image, evidence_image0, evidence_image1).
+IMAGE_ROLES: Final[Mapping[str, str]] = {
+    "plateimage": "plate",
+    "platepicture": "plate",
+    "platesnap": "plate",
+    "platesnapshot": "plate",
+    "fullimage": "full",
+    "fullpicture": "full",
+    "fullsnap": "full",
+    "fullsnapshot": "full",
+    "evidenceimage0": "evidence0",
+    "evidenceimage1": "evidence1",
+    "evidencesnap0": "evidence0",
+    "evidencesnap1": "evidence1",
+    "bkgsnap": "background",
+    "backgroundimage": "background",
+    "backgroundsnap": "background",
+    "snapshot": "snapshot",
+    "vehicleimage": "vehicle",
+    "vehiclesnap": "vehicle",
+}
+_IMAGE_CANONICAL = {
+    "plate_image": "plateimage",
+    "full_image": "fullimage",
+    "evidence_image0": "evidenceimage0",
+    "evidence_image1": "evidenceimage1",
+}
+
+# Event names (folded) of the guide -> kind. Matched by prefix/containment below.
+_KIND_WORDS: Final[tuple[tuple[str, Kind], ...]] = (
+    ("parking", Kind.PARKING),
+    ("counting", Kind.COUNTING),
+    ("vehiclecount", Kind.COUNTING),
+    ("violation", Kind.VIOLATION),
+    ("attribute", Kind.ATTRIBUTES),
+    ("list", Kind.LIST),
+    ("noplate", Kind.PLATE),
+    ("lpr", Kind.PLATE),
+    ("licenseplate", Kind.PLATE),
+    ("licenceplate", Kind.PLATE),
+)
+
+
+class _Fields:
+    """Looks up canonical fields in one JSON object, honouring a per-camera field map."""
+
+    def __init__(self, body: Mapping[str, Any], fields: Mapping[str, str]) -> None:
+        self.body = body
+        self.fields = fields
+        self.index: dict[str, str] = {}
+        for key in body:
+            self.index.setdefault(fold_key(key), key)
+
+    def key(self, canonical: str) -> str | None:
+        mapped = self.fields.get(canonical)
+        if mapped is not None:
+            if mapped in self.body:
+                return mapped
+            return self.index.get(fold_key(mapped))
+        for alias in CANONICAL_FIELDS.get(canonical, (canonical,)):
+            if alias in self.index:
+                return self.index[alias]
+        return None
+
+    def get(self, canonical: str) -> Any:
+        key = self.key(canonical)
+        value = self.body.get(key) if key is not None else None
+        return None if is_none(value) else value
+
+    def text(self, canonical: str) -> str | None:
+        value = self.get(canonical)
+        return str(value).strip() if value is not None else None
+
+    def image_keys(self) -> list[tuple[str, str]]:
+        """(json key, role) of every picture field present."""
+        out: list[tuple[str, str]] = []
+        mapped = {
+            fold_key(cam_key): _IMAGE_CANONICAL[canon]
+            for canon, cam_key in self.fields.items()
+            if canon in _IMAGE_CANONICAL
+        }
+        for key in self.body:
+            folded = fold_key(key)
+            role = IMAGE_ROLES.get(mapped.get(folded, folded))
+            if role is not None:
+                out.append((key, role))
+        return out
+
+
+def kind_of(body: Mapping[str, Any], fields: Mapping[str, str] | None = None) -> Kind:
+    """Which kind of event a camera JSON object is (for HTTP, where no command says so)."""
+    f = _Fields(body, fields or {})
+    name = f.text("event")
+    if name:
+        folded = fold_key(name)
+        for word, kind in _KIND_WORDS:
+            if word in folded:
+                return kind
+        return Kind.EVENT
+    if f.key("plate") is not None or f.image_keys():
+        return Kind.PLATE
+    if "regionlist" in f.index or "allcar" in f.index or "smallvehicle" in f.index:
+        return Kind.COUNTING
+    if "reporttype" in f.index or "lengthofparking" in f.index:
+        return Kind.PARKING
+    return Kind.EVENT
+
+
+def normalize_json(
+    body: Mapping[str, Any],
+    *,
+    camera: str,
+    source: Source,
+    received: datetime,
+    kind: Kind | None = None,
+    fields: Mapping[str, str] | None = None,
+    strict_pictures: bool = False,
+    max_picture: int = 16 * 1024 * 1024,
+) -> Event:
+    """Normalize one camera JSON object into an Event.
+
+    ``kind`` comes from the TCP command when there is one; otherwise it is read
+    from the body. With ``strict_pictures`` a picture that is not valid base64
+    raises :class:`PayloadError` (HTTP answers 400); without, the event keeps
+    the picture as missing with the reason (TCP cannot answer).
+    """
+    if not isinstance(body, Mapping):
+        raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
+    fmap = dict(fields or {})
+    f = _Fields(body, fmap)
+    kind = kind or kind_of(body, fmap)
+    pictures: list[Picture] = []
+    missing: list[ImageRef] = []
+    placeholders: dict[int, dict[str, str]] = {}
+
+    def take_pictures(obj: Mapping[str, Any], ff: _Fields, suffix: str = "") -> None:
+        for key, role in ff.image_keys():
+            value = obj.get(key)
+            if not isinstance(value, str) or is_none(value):
+                continue
+            full_role = role + suffix
+            try:
+                data = decode_base64_picture(value, limit=max_picture)
+            except PayloadError as exc:
+                if strict_pictures:
+                    raise PayloadError(f"{key}: {exc.message}") from exc
+                missing.append(ImageRef(full_role, None, None, None, missing=exc.message))
+                placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: invalid>"
+                continue
+            if not data:
+                continue
+            pictures.append(Picture(full_role, data))
+            placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: {len(data)} bytes>"
+
+    take_pictures(body, f)
+    builder = _BUILDERS.get(kind, _build_other)
+    fields_out, details = builder(f, take_pictures)
+    event_name = f.text("event")
+    if event_name is not None:
+        details.setdefault("event", event_name)
+    device = f.text("device")
+    if device is not None:
+        details.setdefault("device", device)
+    return Event(
+        kind=kind,
+        camera=camera,
+        source=source,
+        received=received,
+        details=details,
+        raw=_raw_copy(body, placeholders),
+        images=tuple(missing),
+        pictures=tuple(pictures),
+        **fields_out,
+    )
+
+
+# ----------------------------------------------------------------------------- per kind
+
+_TakePictures = Callable[[Mapping[str, Any], _Fields, str], None]
+
+
+def _plate_fields(f: _Fields) -> dict[str, Any]:
+    """The LPR fields of the guide's HTTP key table, wherever they appear."""
+    region = f.get("region")
+    roi = parse_int(f.get("roi"))
+    country: str | None = None
+    if isinstance(region, int) and not isinstance(region, bool):
+        roi = roi if roi is not None else region
+    elif isinstance(region, str):
+        # A list (interval-mode parking: every ROI number) is no country either.
+        country = region.strip() or None
+    box_parts = [parse_int(f.get(k)) for k in ("x1", "y1", "x2", "y2")]
+    plate_box = tuple(box_parts) if all(v is not None for v in box_parts) else None
+    width, height = parse_int(f.get("resolution_width")), parse_int(f.get("resolution_height"))
+    time = parse_time(f.get("time_msec")) or parse_time(f.get("time"))
+    plate = f.text("plate")
+    return {
+        "time": time,
+        "plate": plate or None,
+        "confidence": parse_confidence(f.get("confidence")),
+        "country": country,
+        "list": ListType.parse(f.get("list")),
+        "direction": Direction.parse(f.get("direction")),
+        "speed_kmh": parse_speed(f.get("speed")),
+        "roi": roi,
+        "plate_box": plate_box,
+        "resolution": (width, height) if width is not None and height is not None else None,
+        "plate_color": Color.parse(f.get("plate_color")),
+        "vehicle": Vehicle(
+            type=VehicleType.parse(f.get("vehicle_type")),
+            color=Color.parse(f.get("vehicle_color")),
+            brand=Brand.parse(f.get("vehicle_brand")),
+        ),
+    }
+
+
+def _build_plate(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dict[str, Any]]:
+    out = _plate_fields(f)
+    details: dict[str, Any] = {}
+    if not out["plate"]:
+        details["no_plate"] = True
+    return out, details
+
+
+def _build_other(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dict[str, Any]]:
+    """List, attributes, violation and unknown events: the guide shows no example
+    body, so whatever LPR fields they carry are read; the rest stays in ``raw``."""
+    return _plate_fields(f), {}
+
+
+def _vehicle_box(f: _Fields) -> list[int] | None:
+    parts = [
+        parse_int(f.body.get(f.index.get(f"objecttrackingbox{c}", "")))
+        for c in ("x1", "y1", "x2", "y2")
+    ]
+    return [p for p in parts if p is not None] if all(p is not None for p in parts) else None
+
+
+def _parking_region(f: _Fields) -> dict[str, Any]:
+    state = parse_int(f.body.get(f.index.get("state", "")))
+    plate = _plate_fields(f)
+    return {
+        "region": parse_int(f.body.get(f.index.get("region", ""))),
+        "region_name": f.body.get(f.index.get("regionname", "")),
+        "state": state,
+        "occupied": state == 1 if state is not None else None,
+        "parking_seconds": parse_duration(f.body.get(f.index.get("lengthofparking", ""))),
+        "plate": plate["plate"],
+        "plate_color": plate["plate_color"].value if plate["plate_color"] else None,
+        "vehicle": plate["vehicle"].to_json(),
+        "vehicle_box": _vehicle_box(f),
+    }
+
+
+def _build_parking(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dict[str, Any]]:
+    """COMM_PARKING_POST: trigger mode (one region) or period/interval mode (a data list).
+
+    Trigger mode's ``state`` reads as 1 = occupied, 0 = vacant (the guide's
+    example has a plate with state 0, as a car that just left would).
+    """
+    report = f.body.get(f.index.get("reporttype", ""))
+    data_list = f.body.get(f.index.get("datalist", ""))
+    out = _plate_fields(f)
+    out["roi"] = None
+    if isinstance(data_list, list) or report == "interval":
+        regions = []
+        for item in data_list if isinstance(data_list, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            ff = _Fields(item, f.fields)
+            region = _parking_region(ff)
+            take(item, ff, f"_roi{region['region']}" if region["region"] is not None else "")
+            regions.append(region)
+        states = f.body.get(f.index.get("state", ""))
+        details = {
+            "mode": "interval",
+            "total_occupied": parse_int(f.body.get(f.index.get("totaloccupied", ""))),
+            "total_available": parse_int(f.body.get(f.index.get("totalavailable", ""))),
+            "states": states if isinstance(states, list) else None,
+            "regions": regions,
+        }
+        # One plate per region: the top-level plate is only meaningful for one car.
+        plates = [r["plate"] for r in regions if r["plate"]]
+        out["plate"] = plates[0] if len(plates) == 1 else None
+        return out, details
+    region = _parking_region(f)
+    out["roi"] = region["region"]
+    return out, {"mode": "trigger", **region}
+
+
+_COUNT_SKIP = {"region", "regionname", "event", "device", "time", "snapshot", "regionlist"}
+
+
+def _counts(obj: Mapping[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, value in obj.items():
+        if fold_key(key) in _COUNT_SKIP or isinstance(value, bool) or not isinstance(value, int):
+            continue
+        out[_snake(key)] = value
+    return out
+
+
+def _snake(key: str) -> str:
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in key.lower()).split())
+
+
+def _build_counting(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dict[str, Any]]:
+    """COMM_COUNTING_POST: instant mode (one region, counts at top level) or customize
+    mode (``regionList``, a ``Total`` entry without a region number)."""
+    region_list = f.body.get(f.index.get("regionlist", ""))
+    entries: list[Mapping[str, Any]]
+    if isinstance(region_list, list):
+        entries = [e for e in region_list if isinstance(e, Mapping)]
+        mode = "customize"
+    else:
+        entries = [f.body]
+        mode = "instant"
+    regions: list[dict[str, Any]] = []
+    for entry in entries:
+        idx = {fold_key(k): k for k in entry}
+        regions.append(
+            {
+                "region": parse_int(entry.get(idx.get("region", ""))),
+                "region_name": entry.get(idx.get("regionname", "")),
+                "counts": _counts(entry),
+            }
+        )
+    keys = {k for r in regions for k in r["counts"]}
+    count_type = (
+        "size"
+        if "small_vehicle" in keys
+        else "car_motorcycle_nonmotor"
+        if "all_car" in keys
+        else None
+    )
+    out: dict[str, Any] = {"time": parse_time(f.get("time"))}
+    if mode == "instant":
+        out["roi"] = regions[0]["region"] if regions else None
+    return out, {"mode": mode, "count_type": count_type, "regions": regions}
+
+
+_BUILDERS: dict[Kind, Callable[[_Fields, _TakePictures], tuple[dict[str, Any], dict[str, Any]]]] = {
+    Kind.PLATE: _build_plate,
+    Kind.PARKING: _build_parking,
+    Kind.COUNTING: _build_counting,
+}
+
+
+def _raw_copy(value: Any, placeholders: Mapping[int, Mapping[str, str]]) -> Any:
+    """A deep copy of the body with picture payloads replaced by short placeholders."""
+    if isinstance(value, Mapping):
+        marks = placeholders.get(id(value), {})
+        return {k: marks[k] if k in marks else _raw_copy(v, placeholders) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_raw_copy(v, placeholders) for v in value]
+    return value

@@ -1,0 +1,194 @@
+"""Small value parsers shared by every transport: speed, time, confidence, JSON, base64.
+
+Each accepts every spelling the vendor guide shows or implies, and returns
+``None`` for "no value" (the guide uses ``-``) rather than raising.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..errors import PayloadError
+
+__all__ = [
+    "decode_base64_picture",
+    "fold_key",
+    "lenient_json",
+    "parse_confidence",
+    "parse_duration",
+    "parse_int",
+    "parse_speed",
+    "parse_time",
+]
+
+_SPEED = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>km/?h|kmh|kph|mph)?\s*$", re.I)
+_MPH = 1.609344
+
+
+def fold_key(key: str) -> str:
+    """A field name folded so that ``plate_color``, ``Plate Color`` and ``PlateColor`` agree."""
+    return "".join(ch for ch in key.casefold() if ch.isalnum())
+
+
+def is_none(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in ("", "-", "--", "N/A"))
+
+
+def parse_speed(value: object) -> float | None:
+    """``25``, ``"25"``, ``"25km/h"``, ``"15mph"`` (converted to km/h); ``"-"`` is None."""
+    if is_none(value) or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str) and (m := _SPEED.match(value)):
+        speed = float(m["num"])
+        if (m["unit"] or "").lower() == "mph":
+            speed = round(speed * _MPH, 2)
+        return speed
+    return None
+
+
+def parse_confidence(value: object) -> float | None:
+    """A confidence as 0..1.
+
+    The guide gives the type (TCP: 4-byte float) but never the scale; firmware
+    is seen to send both 0.93 and 93. Reading chosen: a value above 1 is a
+    percentage. The raw value stays in ``raw``.
+    """
+    if is_none(value) or isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip().rstrip("%")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 0:  # not a confidence
+        return None
+    if number > 1:
+        number = number / 100
+    return round(min(number, 1.0), 4)
+
+
+def parse_int(value: object) -> int | None:
+    if is_none(value) or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A camera time: ``2023-09-15 06:19:57.267`` (camera local, kept naive), ISO 8601
+    (``...Z`` -> UTC), or POSIX seconds/milliseconds (UTC)."""
+    if is_none(value) or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return from_posix(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return from_posix(int(text))
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)  # camera local time, no zone given
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed
+
+
+def from_posix(value: float) -> datetime | None:
+    """Seconds or milliseconds since the epoch (above 1e11 reads as milliseconds)."""
+    seconds = value / 1000 if value > 1e11 else value
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
+def parse_duration(value: object) -> float | None:
+    """``"00:01:17"`` (H:MM:SS, the guide's "Length of Parking") -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    parts = value.strip().split(":")
+    if not parts or not all(p.strip().isdigit() for p in parts):
+        return None
+    total = 0.0
+    for part in parts:
+        total = total * 60 + int(part)
+    return total
+
+
+# The guide's own examples are not valid JSON: `{"registerAll": 1,}` (trailing
+# comma), `"result": "200"` followed by a key with no comma between, and
+# typographic quotes. Firmware that copied them must still be understood.
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+_MISSING_COMMA = re.compile(r'("|\d|true|false|null|[}\]])(\s*\n\s*)(")')
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"'})
+
+
+def lenient_json(data: bytes | str) -> Any:
+    """Parse JSON, repairing the guide's own mistakes if plain parsing fails.
+
+    Raises :class:`PayloadError` when even the repaired text is not JSON.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"payload is not UTF-8 (byte {exc.start})", offset=exc.start) from exc
+    text = text.lstrip("\ufeff").rstrip("\x00")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        repaired = _MISSING_COMMA.sub(
+            r"\1,\2\3", _TRAILING_COMMA.sub(r"\1", text.translate(_SMART_QUOTES))
+        )
+        try:
+            return json.loads(repaired)
+        except json.JSONDecodeError:
+            raise PayloadError(
+                f"payload is not JSON: {first.msg} (line {first.lineno} column {first.colno})",
+                offset=first.pos,
+            ) from first
+
+
+_DATA_URI = re.compile(r"^data:[\w/+.-]+;base64,", re.I)
+
+
+def decode_base64_picture(value: str, *, limit: int) -> bytes:
+    """Decode a picture sent as base64 (optionally a data: URI, line breaks allowed).
+
+    Raises :class:`PayloadError` for text that is not base64 or a picture above ``limit``.
+    """
+    text = _DATA_URI.sub("", value.strip())
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > limit:
+        raise PayloadError(
+            f"picture of about {len(text) * 3 // 4} bytes is above the limit {limit}"
+        )
+    try:
+        # Some encoders drop the padding; add it back before strict decoding.
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise PayloadError(f"picture is not valid base64: {exc}") from exc

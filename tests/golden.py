@@ -1,0 +1,34 @@
+"""Golden expected events: ``<fixture>.expected.json`` beside each fixture.
+
+An expected file holds the event line minus what differs per run (``id``,
+``received``, picture paths). Set ``LPRMETA_UPDATE_GOLDEN=1`` to (re)write
+them, then read the diff: a golden file is only as good as its review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lprmeta.events import Event
+
+from .conftest import check_event
+
+
+def stable(event: Event) -> dict[str, Any]:
+    line = check_event(event)
+    del line["id"], line["received"]
+    line["images"] = [{k: v for k, v in img.items() if k != "path"} for img in line["images"]]
+    line["pictures"] = [{"role": p.role, "bytes": len(p.data)} for p in event.pictures]
+    return line
+
+
+def assert_golden(event: Event, fixture: Path) -> None:
+    path = fixture.with_suffix(".expected.json")
+    got = stable(event)
+    if os.environ.get("LPRMETA_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(got, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(path.read_text())
+    assert got == expected
