@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config", type=Path)
     _add_logging(check)
+
+    from .simulator.cli import add_simulate_parser  # noqa: PLC0415
+
+    add_simulate_parser(sub, _add_logging)
     return parser
 
 
@@ -100,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, level=args.log_level)
-    handlers: dict[str, Any] = {"run": cmd_run, "check-config": cmd_check_config}
+    from .simulator.cli import cmd_simulate  # noqa: PLC0415
+
+    handlers: dict[str, Any] = {
+        "run": cmd_run,
+        "check-config": cmd_check_config,
+        "simulate": cmd_simulate,
+    }
     try:
         return int(handlers[args.command](args))
     except OSError as exc:

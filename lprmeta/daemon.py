@@ -176,7 +176,13 @@ class Daemon:
     # ----------------------------------------------------------------- internals
 
     def _build_inputs(self) -> list[Input]:
-        return []
+        from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
+
+        inputs: list[Input] = []
+        for cam in self.config.cameras:
+            if cam.tcp is not None:
+                inputs.append(TcpInput(cam, deliver=self.deliver, stats=self.stats))
+        return inputs
 
     async def _main(self, sinks: list[tuple[Sink, Subscription]]) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -200,7 +206,10 @@ class Daemon:
             stats_task.cancel()
             for task in input_tasks:
                 task.cancel()
-            await asyncio.gather(*input_tasks, return_exceptions=True)
+            if input_tasks:
+                _, stuck = await asyncio.wait(input_tasks, timeout=self.shutdown_timeout / 3)
+                for task in stuck:
+                    self._log.error("input did not stop when asked", input=task.get_name())
             await self._close_inputs(deadline)
             self.bus.close()
             remaining = max(0.1, deadline - time.monotonic())

@@ -77,11 +77,13 @@ class HookSink:
     async def _call(self, event: Event, thread: WorkerThread | None) -> None:
         fut: Future[Any] | None = None
         try:
-            if thread is None:
-                await asyncio.wait_for(self.fn(event), self.timeout)
-            else:
-                fut = thread.submit(functools.partial(self.fn, event))
-                await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+            async with asyncio.timeout(self.timeout):
+                if thread is None:
+                    await self.fn(event)
+                else:
+                    fut = thread.submit(functools.partial(self.fn, event))
+                    await asyncio.wrap_future(fut)
             self.stats.inc(f"hook_calls:{self.name}")
         except TimeoutError:
             n = self.stats.inc(f"hook_timeouts:{self.name}")

@@ -1,0 +1,243 @@
+"""What the simulated camera says: plate reads and JSON posts, rendered per transport.
+
+A :class:`Read` is one car passing; it renders to a TCP COMM_RECOG_POST, to an
+HTTP JSON body of either naming era, and to an ONVIF notification. Posts
+(parking, counting, list, attributes, violation) follow the guide's examples.
+Everything is deterministic for a given seed, so tests and benchmarks can
+check what arrives against what was sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..events import Brand, Color, VehicleType
+from ..protocol.tcp import Recognition
+
+__all__ = ["Read", "ReadFactory", "counting_post", "fake_jpeg", "list_post", "parking_post"]
+
+_COLOR_NAMES = [c.value.capitalize() for c in Color][1:]
+
+
+def fake_jpeg(size: int = 2048, *, seed: int = 0) -> bytes:
+    """A JPEG-shaped picture of exactly ``size`` bytes: SOI, APP0 JFIF, filler, EOI.
+
+    Not decodable as an image, but what lprmeta checks (the SOI marker) and
+    hashes is all there; distinct seeds give distinct bytes.
+    """
+    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    tail = b"\xff\xd9"
+    fill = max(0, size - len(head) - len(tail))
+    rng = random.Random(seed)
+    body = rng.randbytes(fill).replace(b"\xff", b"\xfe")  # no stray markers
+    return head + body + tail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Read:
+    plate: str
+    time: datetime
+    seq: int = 0
+    country: str = "NLD"
+    speed: int = 30
+    direction: int = 1  # 1 in (Approach), 2 out (Away)
+    roi: int = 1
+    confidence: float = 0.9
+    list_type: int = 2  # 1 black, 2 white, 3 visitor
+    plate_color: int = 7  # white
+    vehicle_color: int = 6  # red
+    vehicle_type: int = 1  # car
+    brand: int = 12  # Volkswagen
+    resolution: tuple[int, int] = (1920, 1080)
+    box: tuple[int, int, int, int] = (539, 736, 699, 874)
+    plate_jpeg: bytes = b""
+    full_jpeg: bytes = b""
+    evidence_jpegs: tuple[bytes, ...] = ()
+
+    @property
+    def pictures(self) -> list[bytes]:
+        """In the order the guide gives for a read with a plate: plate, full, evidence."""
+        return [p for p in (self.plate_jpeg, self.full_jpeg, *self.evidence_jpegs) if p]
+
+    def picture_hashes(self) -> set[str]:
+        return {hashlib.sha256(p).hexdigest() for p in self.pictures}
+
+    # ----------------------------------------------------------------- TCP
+    def recognition(self) -> Recognition:
+        return Recognition(
+            time_ms=int(self.time.timestamp() * 1000),
+            plate=self.plate,
+            vehicle_color=self.vehicle_color,
+            plate_color=self.plate_color,
+            speed=self.speed,
+            direction=self.direction,
+            region=self.country,
+            roi=self.roi,
+            vehicle_type=self.vehicle_type,
+            confidence=self.confidence,
+            plate_type=self.list_type,
+            width=self.resolution[0],
+            height=self.resolution[1],
+            box=self.box,
+            brand=self.brand,
+            images=tuple(self.pictures),
+        )
+
+    # ----------------------------------------------------------------- HTTP
+    def http_body(self, *, era: str = "new", device: str = "Network Camera") -> dict[str, Any]:
+        """The guide's HTTP key table. ``era="old"`` spells keys ``abc_def`` (before
+        45.8.0.3-LPR_XX-r1); ``"new"`` spells the newer ones ``Abc Def``."""
+        t = self.time.strftime("%Y-%m-%d %H:%M:%S.") + f"{self.time.microsecond // 1000:03d}"
+        old = era == "old"
+        body: dict[str, Any] = {
+            "device": device,
+            "time": t,
+            "time_msec": t,
+            "plate": self.plate,
+            "type": ["", "Black", "White", "Visitor"][self.list_type],
+            "speed": str(self.speed),
+            "direction": "Approach" if self.direction == 1 else "Away",
+            "detection_region": self.roi,
+            "region": self.country,
+            "resolution_width": self.resolution[0],
+            "resolution_height": self.resolution[1],
+            "coordinate_x1": self.box[0],
+            "coordinate_y1": self.box[1],
+            "coordinate_x2": self.box[2],
+            "coordinate_y2": self.box[3],
+            "confidence": f"{self.confidence * 100:.0f}",
+            ("plate_color" if old else "Plate Color"): _COLOR_NAMES[self.plate_color - 1],
+            ("vehicle_type" if old else "Vehicle Type"): VehicleType.from_code(
+                self.vehicle_type
+            ).value.capitalize(),
+            ("vehicle_color" if old else "Vehicle Color"): _COLOR_NAMES[self.vehicle_color - 1],
+            ("vehicle_brand" if old else "Vehicle Brand"): Brand.from_code(self.brand).value,
+        }
+        for key, pic in (("plate_image", self.plate_jpeg), ("full_image", self.full_jpeg)):
+            if pic:
+                body[key] = base64.b64encode(pic).decode()
+        for i, pic in enumerate(self.evidence_jpegs):
+            body[f"evidence_image{i}"] = base64.b64encode(pic).decode()
+        return body
+
+
+@dataclass
+class ReadFactory:
+    """Plausible reads, deterministic per seed. ``picture_bytes`` sizes each picture."""
+
+    seed: int = 1
+    picture_bytes: int = 2048
+    with_full: bool = True
+    countries: tuple[str, ...] = ("NLD", "DEU", "BEL", "FRA")
+    _n: int = field(default=0, init=False)
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def plate(self) -> str:
+        r = self._rng
+        letters = "BDFGHJKLNPRSTVXZ"
+        return (
+            "".join(r.choice(letters) for _ in range(2))
+            + f"{r.randrange(100, 999)}"
+            + "".join(r.choice(letters) for _ in range(2))
+        )
+
+    def next(self, *, plate: str | None = None, when: datetime | None = None) -> Read:
+        self._n += 1
+        n, r = self._n, self._rng
+        half = self.picture_bytes // 2 if self.with_full else self.picture_bytes
+        return Read(
+            plate=plate or self.plate(),
+            time=when or datetime.now(UTC),
+            seq=n,
+            country=r.choice(self.countries),
+            speed=r.randrange(5, 60),
+            direction=r.choice((1, 2)),
+            roi=r.randrange(1, 5),
+            confidence=round(r.uniform(0.7, 0.99), 2),
+            list_type=r.choice((1, 2, 3)),
+            plate_color=r.randrange(1, 11),
+            vehicle_color=r.randrange(1, 11),
+            vehicle_type=r.randrange(1, 16),
+            brand=r.randrange(1, 72),
+            plate_jpeg=fake_jpeg(max(64, half // 4), seed=self.seed * 1_000_003 + n * 2),
+            full_jpeg=fake_jpeg(half, seed=self.seed * 1_000_003 + n * 2 + 1)
+            if self.with_full
+            else b"",
+        )
+
+    def __iter__(self) -> Iterator[Read]:
+        while True:
+            yield self.next()
+
+
+def parking_post(read: Read, *, region: int = 1, state: int = 1) -> dict[str, Any]:
+    """COMM_PARKING_POST, trigger mode, after the guide's example."""
+    return {
+        "event": "Parking Detection",
+        "device": "Network Camera",
+        "time": read.time.strftime("%Y-%m-%d %H:%M:%S"),
+        "report_type": "trigger",
+        "region": region,
+        "region name": f"ROI{region}",
+        "state": state,
+        "Length of Parking": "00:00:31",
+        "License Plate": read.plate,
+        "Plate Color": _COLOR_NAMES[read.plate_color - 1],
+        "Vehicle Type": "Car",
+        "Vehicle Color": _COLOR_NAMES[read.vehicle_color - 1],
+        "Vehicle Brand": Brand.from_code(read.brand).value,
+        "Object tracking box_x1": 732,
+        "Object tracking box_y1": 885,
+        "Object tracking box_x2": 1193,
+        "Object tracking box_y2": 1558,
+        "plateSnap": base64.b64encode(read.plate_jpeg).decode(),
+        "bkgSnap": base64.b64encode(read.full_jpeg or read.plate_jpeg).decode(),
+    }
+
+
+def counting_post(when: datetime, *, cars: int = 1, region: int = 1) -> dict[str, Any]:
+    """COMM_COUNTING_POST, instant mode, after the guide's example."""
+    return {
+        "event": "Vehicle Counting",
+        "device": "Network Camera",
+        "time": when.strftime("%Y-%m-%d %H:%M:%S"),
+        "region": region,
+        "region name": f"ROI_{region}",
+        "All-Car": cars,
+        "All-Motorcycle": 0,
+        "All-Non-motor": 0,
+        "Car": cars,
+        "Motorbike": 0,
+        "Bus": 0,
+        "Truck": 0,
+        "Van": 0,
+        "SUV": 0,
+        "Fire engine": 0,
+        "Ambulance": 0,
+        "Bicycle": 0,
+        "Other": 0,
+        "snapshot": base64.b64encode(fake_jpeg(512, seed=cars)).decode(),
+    }
+
+
+def list_post(read: Read, event: str = "List Event") -> dict[str, Any]:
+    """List / Attributes / Violation posts: the guide shows no body; this one carries
+    the LPR fields in the newer spelling, as those events do on the camera's page."""
+    return {
+        "event": event,
+        "device": "Network Camera",
+        "time": read.time.strftime("%Y-%m-%d %H:%M:%S"),
+        "License Plate": read.plate,
+        "Plate Type": ["", "Black", "White", "Visitor"][read.list_type],
+        "Plate Color": _COLOR_NAMES[read.plate_color - 1],
+        "plate_image": base64.b64encode(read.plate_jpeg).decode(),
+    }

@@ -1,0 +1,96 @@
+"""`lprmeta run` and `lprmeta simulate` as a user runs them: separate processes, loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from .conftest import check_line, free_port
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lprmeta", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def read_lines(stream: IO[bytes], n: int, timeout: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        out.append(check_line(line))
+    return out
+
+
+def test_run_against_simulate_over_tcp(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "lprmeta.toml"
+    config.write_text(
+        f"""
+[output]
+snapshot_dir = "snaps"
+[[cameras]]
+name = "gate-1"
+host = "127.0.0.1"
+password = "pw-e2e-secret"
+  [cameras.tcp]
+  port = {port}
+  backoff_initial = 0.1
+  backoff_max = 0.5
+"""
+    )
+    sim = start(
+        [
+            "simulate",
+            "--tcp-port",
+            str(port),
+            "--password",
+            "pw-e2e-secret",
+            "--rate",
+            "20",
+            "--posts-every",
+            "2",
+            "--log-format",
+            "json",
+        ],
+        tmp_path,
+    )
+    run = start(["run", "--config", str(config), "--log-format", "json"], tmp_path)
+    try:
+        assert run.stdout is not None
+        lines = read_lines(run.stdout, 8, timeout=30)
+        run.send_signal(signal.SIGTERM)
+        rest, err = run.communicate(timeout=10)
+    finally:
+        for proc in (sim, run):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=10)
+    assert run.returncode == 0, err
+    lines += [check_line(x) for x in rest.splitlines()]
+    kinds = {line["kind"] for line in lines}
+    assert {"plate", "parking", "counting"} <= kinds
+    for line in lines:
+        assert line["camera"] == "gate-1" and line["source"] == "tcp"
+        for img in line["images"]:
+            data = (
+                (tmp_path / img["path"]).read_bytes()
+                if not Path(img["path"]).is_absolute()
+                else Path(img["path"]).read_bytes()
+            )
+            assert hashlib.sha256(data).hexdigest() == img["sha256"]
+    assert b"pw-e2e-secret" not in err
+    for rec in err.decode().splitlines():
+        json.loads(rec)  # stderr is JSON logs only
