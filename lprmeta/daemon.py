@@ -176,9 +176,12 @@ class Daemon:
     # ----------------------------------------------------------------- internals
 
     def _build_inputs(self) -> list[Input]:
+        from .inputs.http import HttpInput  # noqa: PLC0415
         from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
 
         inputs: list[Input] = []
+        if self.config.http is not None:
+            inputs.append(HttpInput(self.config, deliver=self.deliver, stats=self.stats))
         for cam in self.config.cameras:
             if cam.tcp is not None:
                 inputs.append(TcpInput(cam, deliver=self.deliver, stats=self.stats))

@@ -25,8 +25,10 @@ def stable(event: Event) -> dict[str, Any]:
     return line
 
 
-def assert_golden(event: Event, fixture: Path) -> None:
-    path = fixture.with_suffix(".expected.json")
+def assert_golden(event: Event, fixture: Path, *, tag: str = "") -> None:
+    """Compare with ``<fixture>[.<tag>].expected.json`` (a tag when one fixture feeds
+    several transports)."""
+    path = fixture.with_suffix(f".{tag}.expected.json" if tag else ".expected.json")
     got = stable(event)
     if os.environ.get("LPRMETA_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(got, ensure_ascii=False, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,124 @@
+"""What cameras push over HTTP, sans-IO: request target and body -> Event.
+
+Source: the guide's section "2. HTTP Type". POST bodies are JSON and go through
+:func:`lprmeta.protocol.jsonpost.normalize_json` (both naming eras, any
+letter case). GET pushes carry the plate in the URL; the guide's own example
+shows the camera appending ``source=LPR&description=MS12345`` to whatever URL
+was configured, so a URL configured without ``?`` yields
+``/api/httpEventsource=LPR&description=MS12345``. Both shapes are read, as
+are ``Caption=LPR`` and spaces around ``=`` that some firmware sends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from ..errors import PayloadError
+from ..events import Event, Source
+from .jsonpost import normalize_json
+from .values import fold_key, lenient_json
+
+__all__ = [
+    "decode_body",
+    "device_of",
+    "parse_get",
+    "parse_get_params",
+    "parse_post",
+    "split_target",
+]
+
+# The keys a GET push is known to carry; used to find where the parameters
+# start when the camera glued them onto the path without a "?".
+_GET_KEYS = ("source", "description", "caption", "plate", "licenseplate", "time")
+_GLUED = re.compile(r"(?i)(?:^|(?<=[/a-z0-9]))(" + "|".join(_GET_KEYS) + r")\s*=")
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``(path, params)`` of a raw request target, for both GET shapes."""
+    path, sep, query = target.partition("?")
+    if sep:
+        return path, query
+    m = _GLUED.search(path.rsplit("/", 1)[-1])
+    if m is None:
+        return path, ""
+    cut = len(path) - len(path.rsplit("/", 1)[-1]) + m.start(1)
+    return path[:cut], path[cut:]
+
+
+def parse_get_params(params: str) -> dict[str, str]:
+    """``source=LPR&description=MS12345`` -> dict; tolerates spaces around ``=`` and ``&``."""
+    out: dict[str, str] = {}
+    for part in params.split("&"):
+        if not part.strip():
+            continue
+        key, _, value = part.partition("=")
+        key = unquote_plus(key).strip()
+        if key:
+            out.setdefault(key, unquote_plus(value).strip())
+    return out
+
+
+def parse_get(
+    params: Mapping[str, str],
+    *,
+    camera: str,
+    received: datetime,
+    fields: Mapping[str, str] | None = None,
+) -> Event:
+    """A GET push. ``description`` is the plate when ``source`` (or ``Caption``) says
+    LPR or is absent; any other source is kept as ``kind: event``."""
+    folded = {fold_key(k): v for k, v in params.items()}
+    body: dict[str, Any] = dict(params)
+    source = folded.get("source") or folded.get("caption")
+    fmap = dict(fields or {})
+    if (
+        "plate" not in fmap
+        and "description" in folded
+        and (source is None or "lpr" in source.lower())
+    ):
+        fmap["plate"] = next(k for k in params if fold_key(k) == "description")
+    return normalize_json(body, camera=camera, source=Source.HTTP, received=received, fields=fmap)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """A POST body -> its JSON object; :class:`PayloadError` says why it is not one."""
+    if not body.strip():
+        raise PayloadError("empty body")
+    data = lenient_json(body)
+    if not isinstance(data, dict):
+        raise PayloadError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_post(
+    data: Mapping[str, Any],
+    *,
+    camera: str,
+    received: datetime,
+    fields: Mapping[str, str] | None = None,
+    max_picture: int = 16 * 1024 * 1024,
+) -> Event:
+    """A decoded POST body -> Event. A picture that is not valid base64 raises
+    :class:`PayloadError`: over HTTP the camera can be told (400), so nothing half-done
+    is emitted."""
+    return normalize_json(
+        data,
+        camera=camera,
+        source=Source.HTTP,
+        received=received,
+        fields=fields,
+        strict_pictures=True,
+        max_picture=max_picture,
+    )
+
+
+def device_of(body: Mapping[str, Any]) -> str | None:
+    """The ``device`` field of a body (the camera's configurable Device Name), if any."""
+    for key, value in body.items():
+        if fold_key(key) in ("device", "devicename") and isinstance(value, str) and value.strip():
+            return value.strip()
+    return None

@@ -1,0 +1,239 @@
+"""The HTTP receiver: real aiohttp server on loopback, real client requests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lprmeta.bus import Subscription
+from lprmeta.daemon import Daemon
+from lprmeta.events import Event
+
+from ..conftest import FIXTURES, check_event, free_port, make_config
+from ..golden import assert_golden
+
+HTTP = FIXTURES / "http"
+JSON = FIXTURES / "json"
+RENAMED = {"plate": "LicencePlate", "time": "When", "plate_color": "Colour", "full_image": "Snap"}
+
+
+@dataclass
+class Receiver:
+    daemon: Daemon
+    sub: Subscription
+    base: str
+    session: aiohttp.ClientSession
+
+    async def post(self, path: str, body: Any, **kw: Any) -> tuple[int, dict[str, Any]]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        kw.setdefault("headers", {"Content-Type": "application/json"})
+        async with self.session.post(self.base + path, data=data, **kw) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, target: str, **kw: Any) -> tuple[int, dict[str, Any]]:
+        async with self.session.get(self.base + target, **kw) as resp:
+            return resp.status, await resp.json()
+
+    async def event(self) -> Event:
+        ev = await asyncio.wait_for(self.sub.get(), 5)
+        assert ev is not None
+        check_event(ev)
+        return ev
+
+    def nothing_emitted(self) -> bool:
+        return self.sub.get_nowait() is None
+
+
+def cameras() -> list[dict[str, Any]]:
+    return [
+        {"name": "gate-1", "host": "127.0.0.9"},
+        {"name": "renamed", "host": "127.0.0.10", "http": {"fields": RENAMED}},
+        {"name": "by-device", "host": "127.0.0.11"},
+    ]
+
+
+@pytest.fixture
+async def receiver(tmp_path: Path) -> AsyncIterator[Receiver]:
+    port = free_port()
+    config = make_config(
+        tmp_path,
+        bus={"dedup_window": 0},
+        http={
+            "listen": f"127.0.0.1:{port}",
+            "username": "cam",
+            "password": "push-secret",
+            "max_body": 200_000,
+            "read_timeout": 1.0,
+        },
+        cameras=cameras(),
+    )
+    auth = {"Authorization": aiohttp.encode_basic_auth("cam", "push-secret")}
+    async with Daemon(config, stdout=io.BytesIO()) as d, aiohttp.ClientSession(headers=auth) as s:
+        yield Receiver(d, d.events(), f"http://127.0.0.1:{port}", s)
+
+
+def cases(folder: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in folder.glob(pattern) if not p.name.endswith(".expected.json"))
+
+
+BODIES = cases(HTTP, "lpr_*.json")
+SHARED = cases(JSON, "*.json")
+
+
+@pytest.mark.parametrize("fixture", BODIES + SHARED, ids=lambda p: p.stem)
+async def test_post_fixture(receiver: Receiver, fixture: Path) -> None:
+    path = "/lpr/renamed" if "renamed" in fixture.stem else "/lpr/gate-1"
+    status, reply = await receiver.post(path, json.loads(fixture.read_text()))
+    assert status == 200, reply
+    ev = await receiver.event()
+    assert reply["id"] == ev.id
+    for img in ev.images:
+        assert img.path is not None
+        assert hashlib.sha256(Path(img.path).read_bytes()).hexdigest() == img.sha256
+    assert "base64" not in json.dumps(ev.to_json())
+    assert_golden(ev, fixture, tag="http" if fixture.parent == JSON else "")
+
+
+async def test_both_eras_agree(receiver: Receiver) -> None:
+    old = json.loads((HTTP / "lpr_old_era.json").read_text())
+    await receiver.post("/lpr/gate-1", old)
+    a = await receiver.event()
+    assert (a.plate, a.country, a.roi, a.plate_box) == ("NSC5870", "NLD", 2, (539, 736, 699, 874))
+    assert a.speed_kmh is None and a.direction is None and a.confidence is None  # "-"
+    assert a.list is not None and a.list.value == "visitor"
+    assert (a.vehicle.type, a.vehicle.color, a.vehicle.brand) == ("car", "red", "Volkswagen")
+    assert a.time is not None and a.time.microsecond == 267000  # time_msec wins
+    new = json.loads((HTTP / "lpr_new_era.json").read_text())
+    await receiver.post("/lpr/gate-1", new)
+    b = await receiver.event()
+    assert (b.speed_kmh, b.direction, b.confidence) == (42.0, "out", 0.91)
+    assert (b.vehicle.type, b.vehicle.brand, b.plate_color) == ("suv", "Mercedes-Benz", "yellow")
+    assert b.time is not None and b.time.microsecond == 267000
+
+
+@pytest.mark.parametrize(
+    ("fixture", "plate", "kind"),
+    [
+        ("get_query", "MS12345", "plate"),
+        ("get_glued", "MS12345", "plate"),
+        ("get_caption_spaces", "MS 12345", "plate"),
+        ("get_other_source", None, "event"),
+    ],
+)
+async def test_get_pushes(receiver: Receiver, fixture: str, plate: str | None, kind: str) -> None:
+    target = (HTTP / f"{fixture}.url").read_text().strip()
+    status, _ = await receiver.get(target)
+    assert status == 200
+    ev = await receiver.event()
+    assert (ev.camera, ev.plate, ev.kind.value) == ("gate-1", plate, kind)
+    assert ev.raw  # the URL's parameters are kept
+
+
+async def test_camera_attribution(receiver: Receiver, tmp_path: Path) -> None:
+    body = json.loads((HTTP / "lpr_old_era.json").read_text())
+    await receiver.post("/lpr/gate-1", body)
+    assert (await receiver.event()).camera == "gate-1"  # by path
+    await receiver.post("/anything", {**body, "device": "by-device"})
+    assert (await receiver.event()).camera == "by-device"  # by the device field
+    await receiver.post("/anything", body)
+    assert (await receiver.event()).camera == "http-127001"  # unknown: labelled, kept
+
+
+async def test_attribution_by_source_address(tmp_path: Path) -> None:
+    port = free_port()
+    config = make_config(
+        tmp_path,
+        http={"listen": f"127.0.0.1:{port}"},
+        cameras=[{"name": "lane-3", "host": "127.0.0.1"}],
+    )
+    async with Daemon(config, stdout=io.BytesIO()) as d, aiohttp.ClientSession() as s:
+        sub = d.events()
+        async with s.post(
+            f"http://127.0.0.1:{port}/api/httpEvent", json={"plate": "ADDR01"}
+        ) as resp:
+            assert resp.status == 200
+        ev = await asyncio.wait_for(sub.get(), 5)
+        assert ev is not None and ev.camera == "lane-3"
+
+
+async def reject(receiver: Receiver, status: int, **kw: Any) -> dict[str, Any]:
+    async with receiver.session.post(receiver.base + "/lpr/gate-1", **kw) as resp:
+        assert resp.status == status
+        reply = await resp.json()
+    assert reply["error"]
+    await asyncio.sleep(0.05)
+    assert receiver.nothing_emitted()
+    # ... and the next good request still works
+    status2, _ = await receiver.post("/lpr/gate-1", {"plate": "NEXT1"})
+    assert status2 == 200 and (await receiver.event()).plate == "NEXT1"
+    return reply
+
+
+async def test_broken_json_is_400(receiver: Receiver) -> None:
+    reply = await reject(
+        receiver, 400, data=b'{"plate": ', headers={"Content-Type": "application/json"}
+    )
+    assert "not JSON" in reply["error"]
+    await reject(receiver, 400, data=b"[1,2]", headers={"Content-Type": "application/json"})
+    assert receiver.daemon.stats.get("http_rejected:400") == 2
+
+
+async def test_bad_base64_is_400(receiver: Receiver) -> None:
+    reply = await reject(receiver, 400, json={"plate": "X", "plate_image": "not*base64!"})
+    assert "plate_image" in reply["error"]
+
+
+async def test_oversize_body_is_413(receiver: Receiver) -> None:
+    big = {"plate": "BIG", "full_image": base64.b64encode(b"\xff" * 300_000).decode()}
+    await reject(receiver, 413, json=big)
+
+
+async def test_wrong_content_type_is_415(receiver: Receiver) -> None:
+    await reject(
+        receiver, 415, data=b"--x\r\n", headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+
+
+async def test_wrong_credentials_are_401(receiver: Receiver) -> None:
+    wrong = {"Authorization": aiohttp.encode_basic_auth("cam", "wrong")}
+    await reject(receiver, 401, json={"plate": "X"}, headers=wrong)
+    async with (
+        aiohttp.ClientSession() as anon,
+        anon.post(receiver.base + "/lpr/gate-1", json={"plate": "X"}) as resp,
+    ):
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"].startswith("Basic")
+
+
+async def test_slow_body_is_408(receiver: Receiver) -> None:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", int(receiver.base.rsplit(":", 1)[1])
+    )
+    auth = base64.b64encode(b"cam:push-secret").decode()
+    writer.write(
+        b"POST /lpr/gate-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Basic " + auth.encode() + b'\r\nContent-Length: 100\r\n\r\n{"pla'
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readline(), 5)
+    assert b" 408 " in head
+    writer.close()
+    assert receiver.nothing_emitted()
+
+
+async def test_form_encoded_post(receiver: Receiver) -> None:
+    async with receiver.session.post(
+        receiver.base + "/lpr/gate-1", data={"source": "LPR", "description": "FORM1"}
+    ) as resp:
+        assert resp.status == 200
+    assert (await receiver.event()).plate == "FORM1"
