@@ -94,3 +94,66 @@ password = "pw-e2e-secret"
     assert b"pw-e2e-secret" not in err
     for rec in err.decode().splitlines():
         json.loads(rec)  # stderr is JSON logs only
+
+
+def test_run_against_simulate_over_http(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "lprmeta.toml"
+    config.write_text(
+        f"""
+[output]
+snapshot_dir = "snaps"
+[http]
+listen = "127.0.0.1:{port}"
+username = "pusher"
+password = "push-pw-secret"
+[[cameras]]
+name = "gate-h"
+host = "127.0.0.9"
+"""
+    )
+    run = start(["run", "--config", str(config), "--log-format", "json"], tmp_path)
+    assert run.stderr is not None
+    while b"HTTP receiver listening" not in (line := run.stderr.readline()):
+        assert line, "daemon exited before listening"
+    sim = start(
+        [
+            "simulate",
+            "--http-target",
+            f"http://127.0.0.1:{port}/lpr/gate-h",
+            "--rate",
+            "20",
+            "--posts-every",
+            "3",
+            "--http-get-every",
+            "4",
+            "--http-username",
+            "pusher",
+            "--http-password",
+            "push-pw-secret",
+            "--count",
+            "12",
+            "--log-format",
+            "json",
+        ],
+        tmp_path,
+    )
+    try:
+        _, sim_err = sim.communicate(timeout=30)
+        assert sim.returncode == 0, sim_err
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=10)
+    finally:
+        for proc in (sim, run):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert run.returncode == 0, err
+    lines = [check_line(x) for x in out.splitlines()]
+    assert len(lines) == 12 + 2 * 4  # every read, and a parking + counting post every 3rd
+    assert {x["camera"] for x in lines} == {"gate-h"}
+    assert {x["kind"] for x in lines} == {"plate", "parking", "counting"}
+    gets = [x for x in lines if x["kind"] == "plate" and not x["images"]]
+    assert len(gets) == 3  # every 4th read was a GET, plate only
+    assert b"HTTP push failed" not in sim_err
+    assert b"push-pw-secret" not in err + sim_err
