@@ -12,6 +12,7 @@ raises; the camera's original value is always kept in the event's ``raw``.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time as _time
 from collections.abc import Iterable, Mapping
@@ -58,13 +59,7 @@ class WireEnum(StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> Self:
         if isinstance(value, str):
-            key = _fold(value)
-            for member in cls:
-                if _fold(member.value) == key:
-                    return member
-            alias = _ALIASES.get(cls.__name__, {}).get(key)
-            if alias is not None:
-                return cls(alias)
+            return _lookup_name(cls, value)  # type: ignore[return-value]
         return cls("unknown")
 
     @classmethod
@@ -85,7 +80,7 @@ class WireEnum(StrEnum):
                 return None
             if text.isdigit():
                 return cls.from_code(int(text))
-            return cls(text)
+            return _lookup_name(cls, text)  # type: ignore[return-value]
         return cls("unknown")
 
     @classmethod
@@ -94,6 +89,17 @@ class WireEnum(StrEnum):
         if 0 <= code < len(table):
             return cls(table[code])
         return cls("unknown")
+
+
+@functools.lru_cache(maxsize=4096)
+def _lookup_name(cls: type[WireEnum], text: str) -> WireEnum:
+    """A wire name -> member (cached: cameras repeat a handful of names)."""
+    key = _fold(text)
+    for member in cls:
+        if _fold(member.value) == key:
+            return member
+    alias = _ALIASES.get(cls.__name__, {}).get(key)
+    return cls(alias) if alias is not None else cls("unknown")
 
 
 class Color(WireEnum):

@@ -1,0 +1,125 @@
+"""Helpers shared by the benchmarks: start the daemon pinned to a core, sample its CPU/RSS,
+read its stdout lines with arrival times, and summarise latencies."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+
+
+def pss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return rss_mib(pid)
+
+
+def open_fds(pid: int) -> int:
+    return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def pin(cores: set[int]) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, cores)
+
+
+def start_daemon(config: Path, cwd: Path, *, core: int | None = 0) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "lprmeta", "run", "--config", str(config), "--log-format", "json"]
+    if core is not None and (os.cpu_count() or 1) >= 2:
+        cmd = ["taskset", "-c", str(core), *cmd]
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_log(proc: subprocess.Popen[bytes], needle: bytes, timeout: float = 60) -> None:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            raise RuntimeError("daemon exited: " + proc.stderr.read().decode()[-2000:])
+        if needle in line:
+            threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
+            return
+    raise TimeoutError(f"daemon did not log {needle!r}")
+
+
+def _drain(stream: Any) -> None:
+    for _ in stream:
+        pass
+
+
+class LineReader(threading.Thread):
+    """Reads the daemon's stdout; calls ``on_line(parsed, arrival_monotonic)`` per line."""
+
+    def __init__(self, stream: Any, on_line: Callable[[dict[str, Any], float], None]) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.on_line = on_line
+        self.count = 0
+
+    def run(self) -> None:
+        for raw in self.stream:
+            now = time.monotonic()
+            self.count += 1
+            self.on_line(json.loads(raw), now)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return {"p50": ordered[0], "p99": ordered[0], "max": ordered[0]}
+    q = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {"p50": q[49], "p99": q[98], "max": ordered[-1]}
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {sys.version.split()[0]}"
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def table(rows: list[tuple[str, str, str, str]]) -> str:
+    head = ("figure", "value", "target", "met")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
