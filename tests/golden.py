@@ -22,15 +22,25 @@ def stable(event: Event) -> dict[str, Any]:
     del line["id"], line["received"]
     line["images"] = [{k: v for k, v in img.items() if k != "path"} for img in line["images"]]
     line["pictures"] = [{"role": p.role, "bytes": len(p.data)} for p in event.pictures]
+    if event.picture_paths:  # announced, to be fetched (RTSP)
+        line["picture_paths"] = [list(rp) for rp in event.picture_paths]
     return line
+
+
+def _compare(got: Any, path: Path) -> None:
+    if os.environ.get("LPRMETA_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(got, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(path.read_text())
+    assert got == expected
+
+
+def assert_golden_list(events: list[Event], fixture: Path) -> None:
+    """Compare every event a fixture gives with ``<fixture>.expected.json`` (a list)."""
+    _compare([stable(e) for e in events], fixture.with_suffix(".expected.json"))
 
 
 def assert_golden(event: Event, fixture: Path, *, tag: str = "") -> None:
     """Compare with ``<fixture>[.<tag>].expected.json`` (a tag when one fixture feeds
     several transports)."""
     path = fixture.with_suffix(f".{tag}.expected.json" if tag else ".expected.json")
-    got = stable(event)
-    if os.environ.get("LPRMETA_UPDATE_GOLDEN") == "1":
-        path.write_text(json.dumps(got, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
-    expected = json.loads(path.read_text())
-    assert got == expected
+    _compare(stable(event), path)

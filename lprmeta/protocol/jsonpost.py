@@ -51,7 +51,15 @@ __all__ = ["CANONICAL_FIELDS", "IMAGE_ROLES", "kind_of", "normalize_json"]
 CANONICAL_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "event": ("event", "eventtype", "eventname"),
     "device": ("device", "devicename"),
-    "plate": ("plate", "licenseplate", "licenceplate", "plateno", "platenumber", "carnumber"),
+    "plate": (
+        "plate",
+        "licenseplate",
+        "licenceplate",
+        "licenseplateresult",  # ONVIF LicensePlateDetector ("3. RTSP Type")
+        "plateno",
+        "platenumber",
+        "carnumber",
+    ),
     "time_msec": ("timemsec",),
     "time": ("time", "datetime", "timestamp", "recognitiontime"),
     # The old era's `type` is the plate's list type (Black/White/Visitor).

@@ -1,0 +1,219 @@
+"""ONVIF metadata: reassembly from RTP fragments, safe parsing, notifications -> events."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lprmeta.errors import DocumentError, PacketTooLarge, ProtocolError
+from lprmeta.events import Direction, Kind
+from lprmeta.protocol.onvif import (
+    DocumentAssembler,
+    document_events,
+    has_notifications,
+    iter_fragments,
+    parse_document,
+)
+
+from ..conftest import FIXTURES
+from ..golden import assert_golden_list
+
+ONVIF = FIXTURES / "onvif"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+GOOD = sorted(
+    p
+    for p in ONVIF.glob("*.xml")
+    if not p.stem.startswith(("broken", "wrong", "entity", "external"))
+)
+BAD = [*sorted(ONVIF.glob("broken_*.xml")), ONVIF / "wrong_root.xml"]
+
+
+def events_of(doc: bytes) -> list:  # type: ignore[type-arg]
+    return document_events(doc, camera="cam", received=NOW)[0]
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.stem)
+def test_fixture_gives_its_expected_events(fixture: Path) -> None:
+    assert_golden_list(events_of(fixture.read_bytes()), fixture)
+
+
+WS = b" \t\r\n\x00"
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.stem)
+def test_split_at_every_byte_gives_the_document_once(fixture: Path) -> None:
+    # A document is whole when its root element closes; whitespace after it is not
+    # part of it (the fixture files end with a newline).
+    doc = fixture.read_bytes()
+    body = doc.rstrip(WS)
+    for cut in range(1, len(doc)):
+        asm = DocumentAssembler()
+        first = asm.feed(doc[:cut], pts=9)
+        assert first == ([] if cut < len(body) else [doc[:cut]]), f"cut at byte {cut}"
+        second = asm.feed(doc[cut:], pts=9)
+        assert [d.rstrip(WS) for d in first + second] == [body]
+        assert asm.partial == 0
+
+
+@pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.stem)
+def test_one_byte_at_a_time_then_trailing_bytes(fixture: Path) -> None:
+    doc = fixture.read_bytes()
+    asm = DocumentAssembler()
+    out: list[bytes] = []
+    for i in range(len(doc)):
+        out += asm.feed(doc[i : i + 1], pts=1)
+    assert out == [doc.rstrip(WS)]
+    # Trailing padding after a document is neither a document nor a cut-short one.
+    assert asm.feed(b"\r\n\x00", pts=1) == []
+    assert asm.feed(doc, pts=2) == [doc]
+    assert (asm.documents, asm.partial) == (2, 0)
+    padded = document_events(doc + b"\n\x00\x00", camera="cam", received=NOW)[1]
+    assert padded == document_events(doc, camera="cam", received=NOW)[1]
+
+
+def test_guide_example_every_field() -> None:
+    (ev,) = events_of((ONVIF / "guide_example.xml").read_bytes())
+    assert ev.kind is Kind.PLATE and ev.source.value == "rtsp"
+    assert ev.plate == "43거6510"
+    assert ev.time == datetime(2018, 5, 15, 6, 19, 34, tzinfo=UTC)
+    assert ev.speed_kmh == 25.0
+    assert ev.direction is Direction.IN
+    assert ev.picture_paths == (("plate", "/LPR/2018051506193401.jpg"),)
+    assert ev.details["rule"] == "MyLicensePlateDetectorRule"
+    assert ev.raw["data"]["LicenseCarSpeed"] == "25km/h"  # raw value kept
+
+
+def test_mph_and_capitalisation_variants() -> None:
+    (ev,) = events_of((ONVIF / "namespaced_schema_spelling.xml").read_bytes())
+    assert ev.speed_kmh == 24.14 and ev.direction is Direction.OUT
+    assert ev.time is not None and ev.time.microsecond == 456000
+    (other,) = events_of((ONVIF / "other_prefixes.xml").read_bytes())
+    assert (other.plate, other.speed_kmh, other.picture_paths) == ("AB1234", 42.0, ())
+
+
+def test_several_notifications_and_other_topics() -> None:
+    evs = events_of((ONVIF / "several_notifications.xml").read_bytes())
+    assert [(e.kind.value, e.plate) for e in evs] == [
+        ("plate", "FIRST1"),
+        ("plate", "SECOND2"),
+        ("event", None),
+    ]
+    assert evs[2].details["topic"] == "tns1:VideoSource/MotionAlarm"
+    assert evs[2].details["data"] == {"State": "true"}
+    _, parsed = document_events(
+        (ONVIF / "several_notifications.xml").read_bytes(), camera="c", received=NOW
+    )
+    assert parsed.analytics_frames == 1
+
+
+def test_video_analytics_is_counted_not_emitted() -> None:
+    doc = (ONVIF / "video_analytics.xml").read_bytes()
+    assert not has_notifications(doc)
+    events, parsed = document_events(doc, camera="c", received=NOW)
+    assert events == [] and parsed.analytics_frames == 1
+
+
+@pytest.mark.parametrize("fixture", BAD, ids=lambda p: p.stem)
+def test_broken_documents_are_typed_errors(fixture: Path) -> None:
+    with pytest.raises(DocumentError):
+        parse_document(fixture.read_bytes())
+
+
+def test_entity_bomb_is_refused_without_expansion() -> None:
+    with pytest.raises(DocumentError, match="DOCTYPE"):
+        parse_document((ONVIF / "entity_bomb.xml").read_bytes())
+
+
+def test_external_entity_is_refused_without_network() -> None:
+    connections: list[object] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+
+        def accept() -> None:
+            with contextlib.suppress(OSError):  # the accept timing out is the good case
+                connections.append(listener.accept())
+
+        t = threading.Thread(target=accept)
+        t.start()
+        doc = (ONVIF / "external_entity.xml").read_bytes().replace(b"PORT", str(port).encode())
+        with pytest.raises(DocumentError):
+            parse_document(doc)
+        t.join()
+    assert connections == []
+
+
+def test_size_limit_before_parsing() -> None:
+    doc = (ONVIF / "other_topic.xml").read_bytes()
+    with pytest.raises(PacketTooLarge):
+        parse_document(doc, max_size=100)
+
+
+def test_cut_short_document_is_discarded_and_counted() -> None:
+    a = (ONVIF / "other_topic.xml").read_bytes()
+    b = (ONVIF / "guide_example.xml").read_bytes()
+    asm = DocumentAssembler()
+    assert asm.feed(a[:50], pts=1) == []
+    # The camera stopped mid-document; the next one (new pts) starts.
+    assert asm.feed(b, pts=2) == [b]
+    assert asm.partial == 1
+    # Same pts, but a new document begins while one is open.
+    assert asm.feed(a[:50], pts=3) == []
+    assert asm.feed(a, pts=3) == [a]
+    assert asm.partial == 2
+    # End of stream with a document open.
+    asm.feed(a[:50], pts=4)
+    assert asm.flush() == 50 and asm.partial == 3
+
+
+def test_oversize_document_is_dropped_until_the_next_one() -> None:
+    doc = (ONVIF / "other_topic.xml").read_bytes()
+    asm = DocumentAssembler(max_size=200)
+    out = [d for f in iter_fragments(doc, 64) for d in asm.feed(f, pts=1)]
+    assert out == [] and asm.oversize == 1
+    small = b"<tt:MetadataStream/>"
+    assert asm.feed(small, pts=2) == [small]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400), st.integers(min_value=1, max_value=50))
+def test_fuzz_any_bytes_give_documents_or_typed_errors(data: bytes, mtu: int) -> None:
+    asm = DocumentAssembler(max_size=300)
+    for i, fragment in enumerate(iter_fragments(data, mtu)):
+        for doc in asm.feed(fragment, pts=i // 3):
+            try:
+                events, _ = document_events(doc, camera="c", received=NOW, max_size=300)
+            except ProtocolError:
+                continue
+            for ev in events:
+                json.dumps(ev.to_json())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.text(max_size=20),
+    st.text(max_size=20),
+)
+def test_fuzz_item_values(plate: str, speed: str, direction: str) -> None:
+    from xml.sax.saxutils import quoteattr
+
+    doc = (ONVIF / "namespaced_schema_spelling.xml").read_text()
+    doc = doc.replace('"NL-12-AB"', quoteattr(plate)).replace('"15mph"', quoteattr(speed))
+    doc = doc.replace('Value="2"', f"Value={quoteattr(direction)}")
+    try:
+        events = events_of(doc.encode("utf-8"))
+    except ProtocolError:
+        return
+    for ev in events:
+        json.dumps(ev.to_json())
