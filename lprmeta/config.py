@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .errors import ConfigError, ConfigProblem
 
@@ -131,17 +132,49 @@ class TcpConfig:
 
 @dataclass(frozen=True, slots=True)
 class RtspConfig:
+    # Without credentials (they are taken out of the URL into username/password).
     url: str | None = None
-    # Refresh (reopen) the session this often; 0 = only when it fails.
+    # Credentials written in the URL; they win over the camera's for RTSP.
+    username: str | None = None
+    password: Secret | None = None
+    # A quiet stream is renewed (a new session opened before the old one closes)
+    # after this many seconds without a packet; 0 = automatic: 0.4 x the session
+    # timeout the server advertises, and early enough to notice a frozen server
+    # within ``timeout``.
     refresh: float = 0.0
-    # A server that sends nothing for this long is taken for frozen.
+    # A server that sends nothing and does not answer a new session for this
+    # long is taken for frozen.
     timeout: float = 20.0
+    # Opening a session (OPTIONS ... PLAY) must finish within this; 0 = timeout / 4.
+    open_timeout: float = 0.0
+    # Used when the server advertises no session timeout (RFC 2326's default).
+    session_timeout: float = 60.0
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
+    # After the camera refused the credentials, wait this long before trying again.
+    auth_retry: float = 300.0
     max_document: int = 1 * MIB
+    # Fetch the picture each notification points at (the camera keeps 10).
+    pictures: bool = True
     # How long an event waits for its picture before it goes out without it.
     picture_deadline: float = 2.0
     max_picture: int = 8 * MIB
+    # Picture fetches in flight at once for this camera.
+    fetch_concurrency: int = 4
+
+    @property
+    def effective_open_timeout(self) -> float:
+        return self.open_timeout or self.timeout / 4
+
+    def quiet_refresh(self, advertised: float | None) -> float:
+        """Seconds without a packet after which a session is renewed."""
+        if self.refresh:
+            return self.refresh
+        session = advertised or self.session_timeout
+        # FFmpeg sends a keep-alive only when a packet arrives, and at the earliest
+        # half a session timeout after its last request: renewing at 0.4x keeps a
+        # quiet session alive; the second bound notices a frozen server in time.
+        return max(0.5, min(0.4 * session, self.timeout - self.effective_open_timeout))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +233,18 @@ class Config:
         raise KeyError(name)
 
     def secrets(self) -> list[str]:
-        """Every secret value in this config, for the log redactor."""
-        out = [c.password.get() for c in self.cameras if c.password]
-        if self.http is not None and self.http.password:
-            out.append(self.http.password.get())
-        return out
+        """Every secret value in this config, for the log redactor (also as they look
+        percent-encoded in a URL)."""
+        values = [c.password for c in self.cameras]
+        values += [c.rtsp.password for c in self.cameras if c.rtsp and c.rtsp.password]
+        if self.http is not None:
+            values.append(self.http.password)
+        out: set[str] = set()
+        for secret in values:
+            if secret:
+                out.add(secret.get())
+                out.add(quote(secret.get(), safe=""))
+        return sorted(out)
 
 
 # --------------------------------------------------------------------------- loading
@@ -381,19 +421,46 @@ def _parse_tcp(r: _Reader) -> TcpConfig:
     return out
 
 
+def _split_url_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """``rtsp://u:p@host/x`` -> (``rtsp://host/x``, "u", "p"): secrets never stay in URLs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    clean = urlunsplit(parts._replace(netloc=hostport))
+    return clean, unquote(user), unquote(password) if colon else None
+
+
 def _parse_rtsp(r: _Reader) -> RtspConfig:
     url = r.string("url", "") or None
-    if url is not None and not url.startswith(("rtsp://", "rtsps://")):
-        r.problem("url", "must start with rtsp:// or rtsps://")
+    user = password = None
+    if url is not None:
+        if not url.startswith(("rtsp://", "rtsps://")):
+            r.problem("url", "must start with rtsp:// or rtsps://")
+        url, user, password = _split_url_credentials(url)
+        if not urlsplit(url).hostname:
+            r.problem("url", "has no host")
+    timeout = r.number("timeout", 20.0, 0.5, 3600.0)
+    open_timeout = r.number("open_timeout", 0.0, 0.0, 600.0)
+    if open_timeout >= timeout:
+        r.problem("open_timeout", "must be below timeout")
     out = RtspConfig(
         url=url,
+        username=user,
+        password=Secret(password) if password is not None else None,
         refresh=r.number("refresh", 0.0, 0.0, 86_400.0),
-        timeout=r.number("timeout", 20.0, 0.5, 3600.0),
+        timeout=timeout,
+        open_timeout=open_timeout,
+        session_timeout=r.number("session_timeout", 60.0, 1.0, 86_400.0),
         backoff_initial=r.number("backoff_initial", 1.0, 0.01, 3600.0),
         backoff_max=r.number("backoff_max", 60.0, 0.01, 86_400.0),
+        auth_retry=r.number("auth_retry", 300.0, 0.01, 86_400.0),
         max_document=r.integer("max_document", 1 * MIB, 1024, 256 * MIB),
+        pictures=r.boolean("pictures", True),
         picture_deadline=r.number("picture_deadline", 2.0, 0.05, 600.0),
         max_picture=r.integer("max_picture", 8 * MIB, 1024, 1024 * MIB),
+        fetch_concurrency=r.integer("fetch_concurrency", 4, 1, 64),
     )
     r.finish()
     return out

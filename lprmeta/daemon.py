@@ -28,6 +28,7 @@ from .errors import ConfigError, ConfigProblem, SinkError, UsageError
 from .events import Event
 from .log import REDACTOR, get_logger
 from .sinks import HookSink, JsonlSink, Sink, resolve_hook
+from .snapshots import PictureFetcher
 from .stats import Stats
 from .storage import ImageStore
 
@@ -81,6 +82,7 @@ class Daemon:
         self._stdout = stdout
         self._bus: Bus | None = None
         self._inputs: list[Input] = []
+        self._fetcher: PictureFetcher | None = None
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -140,6 +142,8 @@ class Daemon:
         for (target, fn), hook in zip(hooks, self.config.hooks, strict=True):
             sink = HookSink(fn, name=target, timeout=hook.timeout, stats=self.stats)
             sinks.append((sink, self._bus.subscribe(f"hook:{target}", maxsize=hook.queue_size)))
+        self._fetcher = PictureFetcher()
+        await self._fetcher.__aenter__()
         self._inputs = self._build_inputs()
         self._runner = asyncio.create_task(self._main(sinks), name="lprmeta-daemon")
         started = asyncio.create_task(self._started.wait())
@@ -177,17 +181,37 @@ class Daemon:
 
     def _build_inputs(self) -> list[Input]:
         from .inputs.http import HttpInput  # noqa: PLC0415
+        from .inputs.rtsp import RtspInput  # noqa: PLC0415
         from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
 
+        assert self._fetcher is not None
         inputs: list[Input] = []
         if self.config.http is not None:
             inputs.append(HttpInput(self.config, deliver=self.deliver, stats=self.stats))
         for cam in self.config.cameras:
             if cam.tcp is not None:
                 inputs.append(TcpInput(cam, deliver=self.deliver, stats=self.stats))
+            if cam.rtsp is not None:
+                features = list(cam.tcp.register or ()) if cam.tcp is not None else []
+                inputs.append(
+                    RtspInput(
+                        cam,
+                        deliver=self.deliver,
+                        stats=self.stats,
+                        fetcher=self._fetcher,
+                        features=features,
+                    )
+                )
         return inputs
 
     async def _main(self, sinks: list[tuple[Sink, Subscription]]) -> None:
+        try:
+            await self._supervise(sinks)
+        finally:
+            if self._fetcher is not None:
+                await self._fetcher.aclose()
+
+    async def _supervise(self, sinks: list[tuple[Sink, Subscription]]) -> None:
         async with asyncio.TaskGroup() as tg:
             sink_tasks = [
                 tg.create_task(self._run_sink(sink, sub), name=f"sink:{sink.name}")

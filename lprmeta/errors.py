@@ -17,6 +17,9 @@ where they happen, with ``raise ... from exc``, so callers only need this tree::
     │   ├── ConnectError         could not connect (refused, unreachable, timed out)
     │   ├── LoginRejected        the camera answered the login with a non-200 result
     │   ├── RegisterRejected     the camera refused the feature registration
+    │   ├── AuthenticationFailed RTSP/HTTP/ONVIF: the camera refused our credentials
+    │   ├── NoMetadataTrack      RTSP: the stream offers no ONVIF metadata track
+    │   ├── NotResponding        RTSP: the server accepts connections but answers nothing
     │   └── IdleTimeout          nothing arrived for longer than the idle timeout
     ├── SnapshotError            a picture could not be fetched or saved
     │   └── ForbiddenPictureURL  a picture URL that points away from its camera (SSRF)
@@ -33,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AuthenticationFailed",
     "ConfigError",
     "ConfigProblem",
     "ConnectError",
@@ -43,6 +47,8 @@ __all__ = [
     "LoginRejected",
     "LprmetaError",
     "MetadataError",
+    "NoMetadataTrack",
+    "NotResponding",
     "PacketTooLarge",
     "PayloadError",
     "ProtocolError",
@@ -162,6 +168,22 @@ class RegisterRejected(TransportError):
     def __init__(self, message: str, *, result: str, camera: str | None = None) -> None:
         super().__init__(message, camera=camera)
         self.result = result
+
+
+class AuthenticationFailed(TransportError):
+    """The camera refused the configured credentials (RTSP/HTTP 401, ONVIF NotAuthorized)."""
+
+
+class NoMetadataTrack(TransportError):
+    """The RTSP stream has no ONVIF metadata track; ``tracks`` lists what it does offer."""
+
+    def __init__(self, message: str, *, tracks: list[str], camera: str | None = None) -> None:
+        super().__init__(message, camera=camera)
+        self.tracks = tracks
+
+
+class NotResponding(TransportError):
+    """The camera accepts connections but answers nothing in time (a hung server)."""
 
 
 class IdleTimeout(TransportError):

@@ -44,6 +44,7 @@ from ..events import (
     Vehicle,
     VehicleType,
 )
+from .common import NEED_DATA, NeedData
 from .jsonpost import normalize_json
 from .values import from_posix, lenient_json, parse_confidence
 
@@ -113,14 +114,6 @@ CHUNK_IMAGE: Final = b"\x22\xff"
 CHUNK_HEADER: Final = struct.Struct("<4sI")
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA: Final = _NeedData()
-
-
 @dataclass(frozen=True, slots=True)
 class Packet:
     command: int
@@ -164,7 +157,7 @@ class PacketDecoder:
             self._pos = 0
         self._buf += data
 
-    def next_event(self) -> Packet | Junk | _NeedData:
+    def next_event(self) -> Packet | Junk | NeedData:
         buf, pos = self._buf, self._pos
         if len(buf) - pos < 2:
             return NEED_DATA
@@ -219,7 +212,7 @@ class PacketDecoder:
 
     def __iter__(self) -> Iterator[Packet | Junk]:
         """Every complete packet and junk run now buffered (errors propagate)."""
-        while not isinstance(item := self.next_event(), _NeedData):
+        while not isinstance(item := self.next_event(), NeedData):
             yield item
 
 

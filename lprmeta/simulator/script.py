@@ -16,11 +16,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from ..events import Brand, Color, VehicleType
 from ..protocol.tcp import Recognition
 
-__all__ = ["Read", "ReadFactory", "counting_post", "fake_jpeg", "list_post", "parking_post"]
+__all__ = [
+    "Read",
+    "ReadFactory",
+    "analytics_document",
+    "counting_post",
+    "fake_jpeg",
+    "list_post",
+    "onvif_notification",
+    "parking_post",
+]
 
 _COLOR_NAMES = [c.value.capitalize() for c in Color][1:]
 
@@ -87,6 +97,17 @@ class Read:
             box=self.box,
             brand=self.brand,
             images=tuple(self.pictures),
+        )
+
+    # ----------------------------------------------------------------- RTSP
+    def onvif_document(self, picture_path: str | None = None) -> bytes:
+        """The notification the guide's "3. RTSP Type" shows, for this read."""
+        return onvif_notification(
+            plate=self.plate,
+            when=self.time,
+            picture_path=picture_path,
+            speed=f"{self.speed}km/h",
+            direction=self.direction,
         )
 
     # ----------------------------------------------------------------- HTTP
@@ -177,6 +198,63 @@ class ReadFactory:
     def __iter__(self) -> Iterator[Read]:
         while True:
             yield self.next()
+
+
+_ONVIF_NS = (
+    'xmlns:tt="http://www.onvif.org/ver10/schema" '
+    'xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" '
+    'xmlns:tns1="http://www.onvif.org/ver10/topics"'
+)
+
+
+def _utc(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def onvif_notification(
+    *,
+    plate: str,
+    when: datetime,
+    picture_path: str | None = None,
+    speed: str = "25km/h",
+    direction: int = 1,
+    topic: str = "tns1:RuleEngine/LicensePlateDetector/LicensePlate",
+) -> bytes:
+    """A ``tt:MetadataStream`` document with one LicensePlateDetector notification."""
+    data = [("LicenseCarSpeed", speed), ("LicenseCarDirection", str(direction))]
+    if picture_path is not None:
+        data.insert(0, ("LicensePlatePicturePath", picture_path))
+    items = "".join(f"<tt:SimpleItem Name={quoteattr(k)} Value={quoteattr(v)}/>" for k, v in data)
+    return (
+        f"<tt:MetadataStream {_ONVIF_NS}><tt:Event><wsnt:NotificationMessage>"
+        '<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">'
+        f"{escape(topic)}</wsnt:Topic><wsnt:Message>"
+        f'<tt:Message UtcTime="{_utc(when)}" PropertyOperation="Changed"><tt:Source>'
+        '<tt:SimpleItem Name="VideoSourceConfigurationToken" Value="VideoSourceToken"/>'
+        '<tt:SimpleItem Name="VideoAnalyticsConfigurationToken" Value="VideoAnalyticsToken"/>'
+        '<tt:SimpleItem Name="Rule" Value="MyLicensePlateDetectorRule"/></tt:Source>'
+        f'<tt:Key><tt:SimpleItem Name="LicensePlateResult" Value={quoteattr(plate)}/></tt:Key>'
+        f"<tt:Data>{items}</tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>"
+        "</tt:Event></tt:MetadataStream>"
+    ).encode()
+
+
+def analytics_document(when: datetime, *, objects: int = 2, seed: int = 0) -> bytes:
+    """A scene description (``tt:VideoAnalytics``), as cameras send with every video frame."""
+    rng = random.Random(seed)
+    body = "".join(
+        f'<tt:Object ObjectId="{i}"><tt:Appearance><tt:Shape>'
+        f'<tt:BoundingBox left="{rng.random():.3f}" top="{rng.random():.3f}" '
+        f'right="{rng.random():.3f}" bottom="{rng.random():.3f}"/>'
+        f'<tt:CenterOfGravity x="{rng.random():.3f}" y="{rng.random():.3f}"/></tt:Shape>'
+        '<tt:Class><tt:Type Likelihood="0.8">Vehicle</tt:Type></tt:Class></tt:Appearance>'
+        "</tt:Object>"
+        for i in range(objects)
+    )
+    return (
+        f'<tt:MetadataStream {_ONVIF_NS}><tt:VideoAnalytics><tt:Frame UtcTime="{_utc(when)}">'
+        f"{body}</tt:Frame></tt:VideoAnalytics></tt:MetadataStream>"
+    ).encode()
 
 
 def parking_post(read: Read, *, region: int = 1, state: int = 1) -> dict[str, Any]:

@@ -15,10 +15,17 @@ Control: one JSON object per line on stdin, replies as JSON lines on stdout::
 
     {"op": "doc", "xml": "<tt:MetadataStream ...>", "mtu": 1200}
         -> {"sent": <sessions that got it>}
-    {"op": "sessions"} -> {"sessions": <playing sessions>}
+    {"op": "playing"} -> {"playing": <clients playing>}
 
-It prints ``{"ready": <port>}`` once listening and ``{"session": "new"}`` /
-``{"session": "gone"}`` as sessions come and go.
+It prints ``{"ready": <port>}`` once listening, ``{"playing": <n>}`` whenever
+the number of playing clients changes, and ``{"expired": 1}`` when it tears a
+client down for silence.
+
+gst-rtsp-server itself never expires a session while its TCP connection is
+open (it calls ``gst_rtsp_session_prevent_expire`` for interleaved
+transports). A real camera does, and that is the behaviour under test, so this
+script enforces the timeout it advertises: a playing client that sends no RTSP
+request for ``--timeout`` seconds is closed.
 
     gst_onvif_server.py --port 8554 [--timeout 10] [--auth digest --user u --password p]
 """
@@ -102,23 +109,21 @@ def main() -> None:
             with lock:
                 if track in tracks:
                     tracks.remove(track)
-            say({"session": "gone"})
 
         media.connect("unprepared", gone)
-        say({"session": "new"})
 
     factory.connect("media-configure", on_configure)
 
     if args.auth != "none":
         auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken.new_empty()
-        token.get_structure().set_value("media.factory.role", "user")
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "user")
         if args.auth == "basic":
             auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
-            auth.set_supported_methods(GstRtspServer.RTSPAuthMethod.BASIC)
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
         else:
             auth.add_digest(args.user, args.password, token)
-            auth.set_supported_methods(GstRtspServer.RTSPAuthMethod.DIGEST)
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         server.set_auth(auth)
         factory.add_role_from_structure(
             Gst.Structure.new_from_string(
@@ -128,12 +133,57 @@ def main() -> None:
 
     server.get_mount_points().add_factory(args.path, factory)
 
+    last_request: dict[GstRtspServer.RTSPClient, float] = {}
+    playing: set[GstRtspServer.RTSPClient] = set()
+
+    def report() -> None:
+        say({"playing": len(playing)})
+
     def on_client(_server: object, client: GstRtspServer.RTSPClient) -> None:
         client.connect("new-session", lambda _c, s: s.set_timeout(args.timeout))
+        last_request[client] = time.monotonic()
+
+        def touch(*_a: object) -> None:
+            last_request[client] = time.monotonic()
+
+        for signal in (
+            "options-request",
+            "describe-request",
+            "setup-request",
+            "get-parameter-request",
+            "set-parameter-request",
+            "pause-request",
+        ):
+            client.connect(signal, touch)
+
+        def on_play(*_a: object) -> None:
+            touch()
+            playing.add(client)
+            report()
+
+        def on_gone(*_a: object) -> None:
+            last_request.pop(client, None)
+            if client in playing:
+                playing.discard(client)
+                report()
+
+        client.connect("play-request", on_play)
+        client.connect("teardown-request", on_gone)
+        client.connect("closed", on_gone)
+
+    def expire() -> bool:
+        now = time.monotonic()
+        for client in list(playing):
+            if now - last_request.get(client, now) > args.timeout:
+                say({"expired": 1})
+                playing.discard(client)
+                last_request.pop(client, None)
+                client.close()
+                report()
+        return True
 
     server.connect("client-connected", on_client)
-    pool = server.get_session_pool()
-    GLib.timeout_add(250, lambda: (pool.cleanup(), True)[1])
+    GLib.timeout_add(100, expire)
     server.attach(None)
 
     loop = GLib.MainLoop()
@@ -150,9 +200,8 @@ def main() -> None:
             for track in live:
                 track.push(xml, int(cmd.get("mtu", 1200)))
             say({"sent": len(live)})
-        elif cmd["op"] == "sessions":
-            with lock:
-                say({"sessions": len(tracks)})
+        elif cmd["op"] == "playing":
+            say({"playing": len(playing)})
         return True
 
     def on_stdin(_source: object, _cond: object) -> bool:

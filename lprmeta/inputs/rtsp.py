@@ -1,0 +1,605 @@
+"""The RTSP input: a camera's ONVIF metadata track, read with PyAV, pictures fetched in time.
+
+Owns one camera's RTSP sessions, their renewal and reconnects, and the
+hand-off of notifications to the picture fetcher; parsing is
+:mod:`lprmeta.protocol.onvif`'s, fetching :mod:`lprmeta.snapshots`'s.
+
+How it works, and why (facts verified on this machine with PyAV 18 / FFmpeg 8):
+
+* **One thread per session.** ``demux()`` blocks, and closing a container
+  from another thread crashes the process; so each session's thread opens
+  the container, demuxes with a short read timeout (a *tick*, so it can see
+  its stop flag between packets), and closes the container itself. Whole
+  documents go to the event loop with ``call_soon_threadsafe``; scene
+  descriptions (``tt:VideoAnalytics``) are counted in the thread and never
+  cross over.
+* **Only the metadata track** is set up (``allowed_media_types=data``) over
+  TCP: no video bandwidth, and ``open()`` does not wait for video to flow.
+* **Learning the session timeout.** Before each connection the input does
+  its own DESCRIBE/SETUP (:mod:`.rtsp_client`): it learns the timeout the
+  server advertises and fails with a clear error when the password is wrong
+  or the stream has no metadata track.
+* **A quiet stream stays alive.** FFmpeg sends its RTSP keep-alive only when
+  a packet arrives, so a camera that enforces its session timeout tears a
+  quiet session down. After ``refresh`` seconds without a packet (by default
+  0.4 x the advertised timeout) a new session is opened, and only once it
+  plays is the old one stopped: make-before-break, so no notification is
+  lost in between. A document that arrives on both during the overlap is
+  recognised by its bytes and delivered once (``overlap_duplicates``).
+* **A frozen server** (connections accepted, nothing answered) shows as a
+  quiet stream whose renewal cannot open within ``open_timeout``: it is
+  reported within ``timeout`` and reconnected with backoff.
+* **A closed connection** ends ``demux()`` without an exception: reconnect.
+* **Pictures**: each plate notification names a picture the camera keeps
+  only among its 10 latest; the fetch starts at once, fetches run side by
+  side, and the event waits at most ``picture_deadline`` for them, then goes
+  out with each missing picture marked and the reason given.
+* **Secrets**: FFmpeg needs the credentials in the URL, and its error texts
+  quote that URL; every message that leaves this module is redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ..config import CameraConfig, RtspConfig
+from ..errors import (
+    AuthenticationFailed,
+    ConnectError,
+    ForbiddenPictureURL,
+    NoMetadataTrack,
+    NotResponding,
+    ProtocolError,
+    SnapshotError,
+    TransportError,
+)
+from ..events import Event, ImageRef, Picture
+from ..firmware import check_features, recommendation
+from ..log import get_logger, redact_text
+from ..protocol.onvif import DocumentAssembler, document_events, has_notifications
+from ..protocol.rtsp import strip_userinfo
+from ..snapshots import CameraWeb, PictureFetcher
+from ..stats import Stats
+from ._retry import Backoff, StateLog
+from .onvif import DeviceInfo, query_onvif
+from .rtsp_client import describe_stream
+
+__all__ = ["RtspInput", "RtspSession"]
+
+# Seconds a blocked demux waits for data before the thread looks at its stop flag.
+# This is FFmpeg's socket timeout (its ``timeout`` option), which fires only when
+# no byte arrives for that long. PyAV's own read timeout must not be used: it
+# interrupts FFmpeg between the ``$`` of an interleaved frame and its header even
+# when the bytes are there, FFmpeg answers EIO, and the session and its document
+# are lost (seen here, ~1 read in 5 after a quiet gap). PyAV's timeout is used
+# for opening only. The socket timeout applies to each reply while opening too,
+# so it is generous for a slow camera.
+TICK = 2.0
+KEPT_PICTURES = 10  # "Only 10 latest images are available for download"
+_DEDUP_SECONDS = 10.0
+
+
+class RtspSession(threading.Thread):
+    """One RTSP session, demuxed by PyAV in this thread.
+
+    ``opened`` resolves (on the event loop) once the session plays, with
+    ``None`` or an error ``(kind, message)``; ``ended`` resolves when the
+    thread is done, with ``(reason, message)``: reason ``"stopped"``,
+    ``"closed"`` (the server ended the stream) or ``"error"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        secrets: list[str],
+        loop: asyncio.AbstractEventLoop,
+        on_document: Callable[[RtspSession, bytes], None],
+        open_timeout: float,
+        max_document: int,
+        name: str,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self._url = url
+        self._secrets = secrets
+        self._loop = loop
+        self._on_document = on_document
+        self._open_timeout = open_timeout
+        self._stop_flag = threading.Event()
+        self.assembler = DocumentAssembler(max_size=max_document)
+        self.opened: asyncio.Future[tuple[str, str] | None] = loop.create_future()
+        self.ended: asyncio.Future[tuple[str, str | None]] = loop.create_future()
+        self.opened_at = 0.0
+        self.last_packet = 0.0
+        self.packets = 0
+        self.analytics_documents = 0
+        self.folded: dict[str, int] = {}
+
+    @property
+    def last_activity(self) -> float:
+        return max(self.opened_at, self.last_packet)
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+
+    def _resolve(self, fut: asyncio.Future[Any], value: Any) -> None:
+        def set_it() -> None:
+            if not fut.done():
+                fut.set_result(value)
+
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._loop.call_soon_threadsafe(set_it)
+
+    def _clean(self, exc: BaseException) -> str:
+        return redact_text(f"{type(exc).__name__}: {exc}", self._secrets)
+
+    def run(self) -> None:
+        import av  # noqa: PLC0415  # the thread is where FFmpeg lives
+
+        try:
+            container = av.open(
+                self._url,
+                options={
+                    "rtsp_transport": "tcp",
+                    "allowed_media_types": "data",
+                    "timeout": str(int(TICK * 1_000_000)),  # microseconds
+                },
+                timeout=(self._open_timeout, None),
+            )
+        except Exception as exc:  # noqa: BLE001  # every failure is reported, typed, below
+            self._resolve(self.opened, (_classify(exc), self._clean(exc)))
+            self._resolve(self.ended, ("error", self._clean(exc)))
+            return
+        reason, message = "stopped", None
+        try:
+            if not container.streams.data:
+                self._resolve(self.opened, ("no-track", "the stream has no data track"))
+                reason = "error"
+                return
+            stream = container.streams.data[0]
+            self.opened_at = time.monotonic()
+            self._resolve(self.opened, None)
+            reason, message = self._demux(av, container, stream)
+        finally:
+            self.assembler.flush()
+            with contextlib.suppress(Exception):  # closing a dead session may fail; it is over
+                container.close()
+            self._resolve(self.ended, (reason, message))
+
+    def _demux(self, av: Any, container: Any, stream: Any) -> tuple[str, str | None]:
+        stop = self._stop_flag
+        while not stop.is_set():
+            try:
+                for packet in container.demux(stream):
+                    if packet.size:
+                        self.last_packet = time.monotonic()
+                        self.packets += 1
+                        for doc in self.assembler.feed(bytes(packet), packet.pts):
+                            if has_notifications(doc):
+                                self._loop.call_soon_threadsafe(self._on_document, self, doc)
+                            else:
+                                self.analytics_documents += 1
+                    if stop.is_set():
+                        return "stopped", None
+            except av.error.TimeoutError:
+                continue  # a tick: no data for TICK seconds; look at the stop flag, wait on
+            except RuntimeError:
+                return "stopped", None  # the event loop is gone: we are shutting down
+            except Exception as exc:  # noqa: BLE001  # reported, redacted
+                return "error", self._clean(exc)
+            else:
+                return "closed", None  # demux() ends without an exception when the server hangs up
+        return "stopped", None
+
+
+def _classify(exc: BaseException) -> str:
+    name = type(exc).__name__
+    text = str(exc).lower()
+    if "unauthorized" in name.lower() or "401" in text or "unauthorized" in text:
+        return "auth"
+    if name in ("ExitError", "TimeoutError") or "timed out" in text:
+        return "timeout"
+    return "connect"
+
+
+def _with_credentials(url: str, user: str, password: str) -> str:
+    """The URL FFmpeg needs: credentials percent-encoded into it."""
+    if not user and not password:
+        return url
+    parts = urlsplit(url)
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RtspInput:
+    def __init__(
+        self,
+        camera: CameraConfig,
+        *,
+        deliver: Callable[[Event], None],
+        stats: Stats,
+        fetcher: PictureFetcher,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        features: list[str] | None = None,
+    ) -> None:
+        assert camera.rtsp is not None
+        self.camera = camera
+        self.cfg: RtspConfig = camera.rtsp
+        self.name = f"rtsp:{camera.name}"
+        self._deliver = deliver
+        self.stats = stats
+        self._fetcher = fetcher
+        self._now = now
+        self._features = features or []
+        self._user = self.cfg.username if self.cfg.username is not None else camera.username
+        secret = self.cfg.password if self.cfg.password is not None else camera.password
+        self._password = secret.get()
+        self._secrets = [s for s in (self._password, quote(self._password, safe="")) if s]
+        self._web = CameraWeb(
+            camera.name,
+            camera.host,
+            camera.http_port,
+            camera.username,
+            camera.password.get(),
+            max_picture=self.cfg.max_picture,
+        )
+        self._log = get_logger("lprmeta.inputs.rtsp", camera=camera.name)
+        self._state = StateLog(self._log)
+        self.backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max)
+        self.connected = asyncio.Event()
+        self.url: str | None = self.cfg.url
+        self.device: DeviceInfo | None = None
+        self.session_timeout: int | None = None
+        self.refresh: float | None = None
+        self._sessions: set[RtspSession] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+        self._recent: OrderedDict[bytes, float] = OrderedDict()
+        self._announced = 0
+        self._fetch_slots = asyncio.Semaphore(self.cfg.fetch_concurrency)
+        self._session_no = 0
+        self._closing = False
+        self._identified = False
+
+    async def start(self) -> None:
+        return None
+
+    # ----------------------------------------------------------------- the loop
+
+    async def run(self) -> None:
+        try:
+            while True:
+                delay = await self._attempt()
+                self.stats.inc("reconnects", self.camera.name)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
+                await asyncio.sleep(delay)
+        finally:
+            self._stop_sessions()
+
+    async def _attempt(self) -> float:
+        """One connection, until it fails; returns the delay before the next."""
+        try:
+            await self._stream()
+        except AuthenticationFailed as exc:
+            self.stats.inc("auth_failures", self.camera.name)
+            self._state.change(
+                "auth-failed",
+                "camera refused the RTSP credentials; check cameras.username/password",
+                level="error",
+                reason=str(exc),
+                retry_in=self.cfg.auth_retry,
+            )
+            return max(self.cfg.auth_retry, self.backoff.next())
+        except NoMetadataTrack as exc:
+            self._state.change("no-metadata", str(exc), level="error", tracks=exc.tracks)
+            return max(self.cfg.backoff_max, self.backoff.next())
+        except NotResponding as exc:
+            self.stats.inc("not_responding", self.camera.name)
+            self._state.change(
+                "not-responding",
+                "camera's RTSP server is not responding (frozen?)",
+                level="warning",
+                reason=str(exc),
+            )
+            return self.backoff.next()
+        except (TransportError, OSError) as exc:
+            self._state.change(
+                f"down:{type(exc).__name__}",
+                "camera stream lost" if self.connected.is_set() else "cannot reach camera stream",
+                level="warning",
+                reason=redact_text(str(exc), self._secrets),
+            )
+            return self.backoff.next()
+        finally:
+            self.connected.clear()
+            self.backoff.disconnected()
+            self._stop_sessions()
+        return self.backoff.next()
+
+    async def _stream(self) -> None:
+        url = await self._resolve_url()
+        info = await describe_stream(
+            url, self._user, self._password, timeout=self.cfg.effective_open_timeout
+        )
+        self.session_timeout = info.session_timeout
+        refresh = self.refresh = self.cfg.quiet_refresh(info.session_timeout)
+        current = await self._open(url)
+        self.backoff.connected()
+        self.connected.set()
+        self._state.change(
+            "up",
+            "camera stream playing",
+            url=url,
+            tracks=info.tracks,
+            session_timeout=info.session_timeout,
+            refresh=round(refresh, 2),
+        )
+        while True:
+            quiet = time.monotonic() - current.last_activity
+            wait = min(max(0.05, refresh - quiet), 5.0)
+            await asyncio.wait({current.ended}, timeout=wait)
+            self._fold(current)
+            if current.ended.done():
+                reason, message = current.ended.result()
+                self.stats.inc("sessions_ended", self.camera.name)
+                if reason == "error":
+                    raise ConnectError(f"stream failed: {message}")
+                raise ConnectError("the camera closed the stream")
+            if time.monotonic() - current.last_activity >= refresh:
+                current = await self._renew(url, current, refresh)
+
+    async def _renew(self, url: str, current: RtspSession, refresh: float) -> RtspSession:
+        """Make before break: the new session plays before the quiet one stops."""
+        try:
+            new = await self._open(url)
+        except TransportError as exc:
+            current.stop()
+            if isinstance(exc, AuthenticationFailed):
+                raise
+            raise NotResponding(
+                f"no packet for {refresh:g} s and a new session could not be opened: {exc}"
+            ) from exc
+        self.stats.inc("session_refreshes", self.camera.name)
+        self._log.debug("quiet stream renewed", refresh=refresh)
+        current.stop()
+        return new
+
+    async def _open(self, url: str) -> RtspSession:
+        self._session_no += 1
+        session = RtspSession(
+            url=_with_credentials(url, self._user, self._password),
+            secrets=self._secrets,
+            loop=asyncio.get_running_loop(),
+            on_document=self._on_document,
+            open_timeout=self.cfg.effective_open_timeout,
+            max_document=self.cfg.max_document,
+            name=f"lprmeta-rtsp-{self.camera.name}-{self._session_no}",
+        )
+        self._sessions.add(session)
+        session.ended.add_done_callback(lambda _f: self._ended(session))
+        session.start()
+        try:
+            # PyAV's open timeout bounds av.open(); this only guards against a hang in it.
+            async with asyncio.timeout(self.cfg.effective_open_timeout + 1.0):
+                error = await asyncio.shield(session.opened)
+        except TimeoutError as exc:
+            session.stop()
+            raise NotResponding(
+                f"session did not start within {self.cfg.effective_open_timeout:g} s"
+            ) from exc
+        if error is None:
+            return session
+        kind, message = error
+        if kind == "auth":
+            raise AuthenticationFailed(f"the RTSP server refused the credentials ({message})")
+        if kind == "timeout":
+            raise NotResponding(f"session did not start: {message}")
+        if kind == "no-track":
+            raise NoMetadataTrack(message, tracks=[])
+        raise ConnectError(f"session did not start: {message}")
+
+    def _ended(self, session: RtspSession) -> None:
+        self._sessions.discard(session)
+        self._fold(session)
+
+    def _fold(self, session: RtspSession) -> None:
+        """Add what a session's thread counted to the camera's counters."""
+        for name, value in (
+            ("analytics_documents", session.analytics_documents),
+            ("partial_documents", session.assembler.partial),
+            ("oversize_documents", session.assembler.oversize),
+        ):
+            delta = value - session.folded.get(name, 0)
+            if delta:
+                session.folded[name] = value
+                n = self.stats.inc(name, self.camera.name, delta)
+                if name != "analytics_documents" and n == delta:  # first time: say it once
+                    self._log.warning(f"{name.replace('_', ' ')} discarded", count=n)
+
+    def _stop_sessions(self) -> None:
+        for session in list(self._sessions):
+            session.stop()
+
+    # ----------------------------------------------------------------- camera identity
+
+    async def _resolve_url(self) -> str:
+        if self.url is not None:
+            if not self._identified:
+                self._identified = True
+                task = asyncio.create_task(self._identify(), name=f"onvif:{self.camera.name}")
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            return self.url
+        info = await query_onvif(
+            self.camera.host,
+            self.camera.http_port,
+            self.camera.username,
+            self.camera.password.get(),
+            timeout=max(5.0, self.cfg.effective_open_timeout),
+        )
+        self._identified = True
+        self._note_device(info.device, info.notes)
+        if info.stream_uri is None:
+            raise ConnectError("the camera's ONVIF service offers no stream URI")
+        self.url = strip_userinfo(info.stream_uri)  # our credentials, not the camera's echo
+        return self.url
+
+    async def _identify(self) -> None:
+        """Model and firmware, once, when the stream URL is configured (best effort)."""
+        try:
+            info = await query_onvif(
+                self.camera.host,
+                self.camera.http_port,
+                self.camera.username,
+                self.camera.password.get(),
+                timeout=10.0,
+                stream=False,
+            )
+        except TransportError as exc:
+            self._log.debug("camera model unknown: ONVIF not available", reason=str(exc))
+            return
+        self._note_device(info.device, info.notes)
+
+    def _note_device(self, device: DeviceInfo | None, notes: tuple[str, ...]) -> None:
+        self.device = device
+        for note in notes:
+            self._log.info(note)
+        if device is None:
+            return
+        self._log.info(
+            "camera identified",
+            manufacturer=device.manufacturer,
+            model=device.model,
+            firmware=device.firmware,
+        )
+        for warning in check_features(device.model, device.firmware, self._features):
+            self._log.warning("feature not supported by this camera", detail=warning)
+        advice = recommendation(device.model, device.firmware)
+        if advice:
+            self._log.info(advice)
+
+    # ----------------------------------------------------------------- documents
+
+    def _on_document(self, session: RtspSession, doc: bytes) -> None:
+        self._fold(session)  # a cut-short document is counted as the next one arrives
+        now = time.monotonic()
+        if doc in self._recent and now - self._recent[doc] < _DEDUP_SECONDS:
+            self.stats.inc("overlap_duplicates", self.camera.name)
+            return
+        self._recent[doc] = now
+        self._recent.move_to_end(doc)
+        while self._recent and now - next(iter(self._recent.values())) > _DEDUP_SECONDS:
+            self._recent.popitem(last=False)
+        try:
+            events, parsed = document_events(
+                doc, camera=self.camera.name, received=self._now(), max_size=self.cfg.max_document
+            )
+        except ProtocolError as exc:
+            n = self.stats.inc("bad_documents", self.camera.name)
+            level = "warning" if n == 1 or n % 100 == 0 else "debug"
+            getattr(self._log, level)("bad metadata document", error=str(exc), bad_documents=n)
+            return
+        self.stats.inc("documents", self.camera.name)
+        if parsed.analytics_frames:
+            self.stats.inc("analytics_frames", self.camera.name, parsed.analytics_frames)
+        for event in events:
+            if not event.picture_paths:
+                self._deliver(event)
+            elif not self.cfg.pictures:
+                self._deliver(self._without_pictures(event, "not fetched (rtsp.pictures = false)"))
+            else:
+                self._announced += len(event.picture_paths)
+                task = asyncio.create_task(self._complete(event, self._announced, now))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    def _without_pictures(self, event: Event, reason: str) -> Event:
+        refs = tuple(
+            ImageRef(role, None, None, None, missing=reason, url=self._describe_url(path))
+            for role, path in event.picture_paths
+        )
+        return replace(event, images=(*event.images, *refs), picture_paths=())
+
+    def _describe_url(self, path: str) -> str:
+        try:
+            return str(self._web.url_for(path))
+        except ForbiddenPictureURL:
+            return redact_text(path, self._secrets)
+
+    async def _complete(self, event: Event, seq: int, arrived: float) -> None:
+        """Fetch the event's pictures (side by side), then deliver it, within the deadline."""
+        deadline = arrived + self.cfg.picture_deadline
+        try:
+            results = await asyncio.gather(
+                *(self._fetch(role, path, seq, deadline) for role, path in event.picture_paths)
+            )
+        except asyncio.CancelledError:
+            self._deliver(self._without_pictures(event, "daemon stopped before it was fetched"))
+            raise
+        pictures = tuple(p for p in results if isinstance(p, Picture))
+        missing = tuple(r for r in results if isinstance(r, ImageRef))
+        self._deliver(
+            replace(event, pictures=pictures, images=(*event.images, *missing), picture_paths=())
+        )
+
+    async def _fetch(self, role: str, path: str, seq: int, deadline: float) -> Picture | ImageRef:
+        url = self._describe_url(path)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                async with self._fetch_slots:
+                    left = max(0.01, deadline - time.monotonic())
+                    data = await self._fetcher.fetch(self._web, path, timeout=left)
+        except ForbiddenPictureURL as exc:
+            n = self.stats.inc("pictures_refused", self.camera.name)
+            if n == 1:
+                self._log.warning("picture URL refused (not the camera's host)", error=str(exc))
+            return ImageRef(role, None, None, None, missing=exc.reason, url=url)
+        except (SnapshotError, TimeoutError) as exc:
+            reason = (
+                exc.reason
+                if isinstance(exc, SnapshotError)
+                else f"not fetched within {self.cfg.picture_deadline:g} s"
+            )
+            newer = self._announced - seq
+            if newer >= KEPT_PICTURES and ("404" in reason or "within" in reason):
+                reason = (
+                    f"evicted: {newer} newer pictures were announced before it could be fetched "
+                    f"(the camera keeps the {KEPT_PICTURES} latest; {reason})"
+                )
+            n = self.stats.inc("pictures_missing", self.camera.name)
+            level = "warning" if n == 1 or n % 100 == 0 else "debug"
+            getattr(self._log, level)("picture missing", path=path, reason=reason, missing=n)
+            return ImageRef(role, None, None, None, missing=reason, url=url)
+        self.stats.inc("pictures_fetched", self.camera.name)
+        return Picture(role, data)
+
+    # ----------------------------------------------------------------- shutdown
+
+    async def aclose(self) -> None:
+        """Stop the sessions; let picture fetches in flight finish (briefly), then cut them
+        short: their events still go out, with the pictures marked missing."""
+        self._closing = True
+        self._stop_sessions()
+        if self._pending:
+            _, late = await asyncio.wait(self._pending, timeout=min(self.cfg.picture_deadline, 2.0))
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        # Session threads only hand documents over; each ends by itself within TICK
+        # (closing its container, which sends TEARDOWN). Waiting a moment lets the
+        # common case end cleanly without holding up a shutdown.
+        ended = [s.ended for s in list(self._sessions)]
+        if ended:
+            await asyncio.wait(ended, timeout=0.5)
+
