@@ -47,6 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("config", type=Path)
     _add_logging(check)
 
+    probe = sub.add_parser(
+        "probe", help="try each transport of the configured cameras and say what works"
+    )
+    probe.add_argument("--config", "-c", required=True, type=Path, help="TOML configuration file")
+    probe.add_argument("cameras", nargs="*", metavar="CAMERA", help="camera names (default: all)")
+    probe.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a plate on the RTSP stream, to test its picture (default 10)",
+    )
+    probe.add_argument("--timeout", type=float, default=10.0, help="seconds per check")
+    probe.add_argument("--json", action="store_true", help="one JSON object per camera")
+    _add_logging(probe)
+
     from .simulator.cli import add_simulate_parser  # noqa: PLC0415
 
     add_simulate_parser(sub, _add_logging)
@@ -100,6 +115,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .probe import probe_camera, render  # noqa: PLC0415
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    REDACTOR.add(config.secrets())
+    names = args.cameras or [c.name for c in config.cameras]
+    unknown = [n for n in names if n not in {c.name for c in config.cameras}]
+    if unknown:
+        print(f"{args.config}: no camera named {', '.join(unknown)}", file=sys.stderr)  # noqa: T201
+        return 2
+
+    async def probe_all() -> bool:
+        all_ok = True
+        for name in names:
+            checks = await probe_camera(
+                config.camera(name), config, wait=args.wait, timeout=args.timeout
+            )
+            print(render(name, checks, as_json=args.json), flush=True)  # noqa: T201  # the report
+            all_ok = all_ok and all(c.ok is not False for c in checks)
+        return all_ok
+
+    return 0 if asyncio.run(probe_all()) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -109,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Any] = {
         "run": cmd_run,
         "check-config": cmd_check_config,
+        "probe": cmd_probe,
         "simulate": cmd_simulate,
     }
     try:

@@ -79,6 +79,22 @@ class _RedactRendered:
         return REDACTOR.clean(str(rendered))  # type: ignore[no-any-return]
 
 
+class _StdlibToStructlog(logging.Handler):
+    """Libraries (zeep, onvif, aiohttp) log through :mod:`logging`: send their records
+    through the same pipeline, so they are formatted alike and redacted too."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            method = record.levelname.lower()
+            log = get_logger(record.name)  # never structlog's default, which prints to stdout
+            getattr(log, method if method in _LEVELS else "warning")(record.getMessage())
+        except Exception:  # noqa: BLE001  # logging must never raise into the caller
+            self.handleError(record)
+
+
+_LEVELS = {"debug", "info", "warning", "error", "critical"}
+
+
 def configure_logging(
     *,
     fmt: Literal["auto", "console", "json"] = "auto",
@@ -111,6 +127,10 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    root.handlers[:] = [_StdlibToStructlog()]
+    # Libraries are chatty below WARNING (zeep logs every SOAP message at DEBUG).
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
 
 
 def get_logger(name: str = "lprmeta", **initial: Any) -> Any:

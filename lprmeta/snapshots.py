@@ -64,8 +64,13 @@ class CameraWeb:
             )
         if "://" in text:
             parts = urlsplit(text)
+            if parts.scheme.lower() not in ("http", "https"):
+                raise ForbiddenPictureURL(
+                    f"picture URL {text[:80]!r} is not http",
+                    reason=f"refused: not an http URL ({parts.scheme.lower()})",
+                )
             url = URL(text)
-            if parts.scheme.lower() not in ("http", "https") or not self._same_origin(url):
+            if not self._same_origin(url):
                 raise ForbiddenPictureURL(
                     f"picture URL points at {url.host}:{url.port}, not the camera "
                     f"{self.host}:{self.port}",

@@ -153,18 +153,7 @@ class TcpInput:
 
     async def _session(self) -> None:
         cfg = self.cfg
-        try:
-            async with asyncio.timeout(cfg.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    self.camera.host, cfg.port, limit=_READ_SIZE
-                )
-        except TimeoutError as exc:
-            raise ConnectError(f"connect timed out after {cfg.connect_timeout:g} s") from exc
-        except OSError as exc:
-            raise ConnectError(f"connect failed: {exc.strerror or exc}") from exc
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            set_keepalive(sock)
+        reader, writer = await self._connect()
         decoder = PacketDecoder(max_size=cfg.max_packet)
         try:
             await self._handshake(reader, writer, decoder)
@@ -180,9 +169,38 @@ class TcpInput:
                 async with asyncio.timeout(1):
                     await writer.wait_closed()
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        cfg = self.cfg
+        try:
+            async with asyncio.timeout(cfg.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self.camera.host, cfg.port, limit=_READ_SIZE
+                )
+        except TimeoutError as exc:
+            raise ConnectError(f"connect timed out after {cfg.connect_timeout:g} s") from exc
+        except OSError as exc:
+            raise ConnectError(f"connect failed: {exc.strerror or exc}") from exc
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            set_keepalive(sock)
+        return reader, writer
+
+    async def check(self) -> Reply | None:
+        """Connect, log in and register once, then hang up (``lprmeta probe``).
+
+        Returns the registration reply (``None`` when the camera sent none);
+        raises :class:`LoginRejected` or another :class:`TransportError`.
+        """
+        reader, writer = await self._connect()
+        try:
+            decoder = PacketDecoder(max_size=self.cfg.max_packet)
+            return await self._handshake(reader, writer, decoder)
+        finally:
+            writer.transport.abort()
+
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, decoder: PacketDecoder
-    ) -> None:
+    ) -> Reply | None:
         cfg = self.cfg
         writer.write(encode_login(self.camera.username, self.camera.password.get()))
         await writer.drain()
@@ -203,7 +221,7 @@ class TcpInput:
                 reg = await self._await_reply(reader, decoder, COMM_REGISTE_REPLY)
         except TimeoutError:
             self._log.warning("no registration reply; listening anyway (recognition needs none)")
-            return
+            return None
         if not reg.ok:
             self.stats.inc("register_rejected", self.camera.name)
             self._log.warning(
@@ -211,6 +229,7 @@ class TcpInput:
                 result=reg.result,
                 register=cfg.register or "all",
             )
+        return reg
 
     async def _await_reply(
         self, reader: asyncio.StreamReader, decoder: PacketDecoder, command: int

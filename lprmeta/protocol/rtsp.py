@@ -74,6 +74,11 @@ class Headers:
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and other._items == self._items
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
     @property
     def cseq(self) -> int | None:
         value = self.get("CSeq")

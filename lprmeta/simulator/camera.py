@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from ..protocol.tcp import COMM_COUNTING_POST, COMM_PARKING_POST
 from .http import HttpPusher
 from .rtsp import RtspCameraServer
@@ -120,8 +122,13 @@ class SimulatedCamera:
             len(self.rtsp.playing) if self.rtsp else 0
         )
 
-    async def send_read(self, read: Read, *, era: str | None = None) -> SentCounts:
-        """One car passing: sent over every transport this camera has."""
+    async def send_read(
+        self, read: Read, *, era: str | None = None, http_get: bool = False, glued: bool = False
+    ) -> SentCounts:
+        """One car passing: sent over every transport this camera has.
+
+        Over HTTP it is a JSON POST in the chosen naming era, or with ``http_get`` a GET
+        with the plate in the URL (``glued``: the guide's shape, without a ``?``)."""
         self.sent += 1
         out = SentCounts()
         if self.tcp is not None:
@@ -135,9 +142,12 @@ class SimulatedCamera:
                 self.http_era if self.http_era != "mixed" else ("old", "new")[self.sent % 2]
             )
             try:
-                status, _ = await self.pusher.push_read(read, era=chosen)
+                if http_get:
+                    status = await self.pusher.push_get(read, glued=glued)
+                else:
+                    status, _ = await self.pusher.push_read(read, era=chosen)
                 out.http = int(status == 200)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
                 out.errors.append(f"http: {exc}")
         return out
 

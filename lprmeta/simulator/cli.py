@@ -11,17 +11,14 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
 from ..log import get_logger
-from ..protocol.tcp import COMM_COUNTING_POST, COMM_PARKING_POST
-from .http import HttpPusher
-from .script import Read, ReadFactory, counting_post, parking_post
-from .tcp import TcpCameraServer
+from .camera import SimulatedCamera
+from .script import ReadFactory, analytics_document
 
-__all__ = ["add_simulate_parser", "cmd_simulate"]
+__all__ = ["add_simulate_parser", "cmd_simulate", "simulate"]
 
 
 def add_simulate_parser(sub: Any, add_logging: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -31,6 +28,15 @@ def add_simulate_parser(sub: Any, add_logging: Callable[[argparse.ArgumentParser
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--tcp-port", type=int, default=None, help="serve the LPR TCP protocol here")
+    p.add_argument(
+        "--rtsp-port", type=int, default=None, help="serve the ONVIF metadata stream here"
+    )
+    p.add_argument(
+        "--web-port",
+        type=int,
+        default=None,
+        help="the camera's web port: pictures and ONVIF (default: any free port with RTSP)",
+    )
     p.add_argument(
         "--http-target",
         default=None,
@@ -51,8 +57,21 @@ def add_simulate_parser(sub: Any, add_logging: Callable[[argparse.ArgumentParser
     )
     p.add_argument("--http-username", default="", help="credentials for the receiver")
     p.add_argument("--http-password", default="")
-    p.add_argument("--username", default="admin")
+    p.add_argument("--username", default="admin", help="the camera account")
     p.add_argument("--password", default="sim-password")
+    p.add_argument("--rtsp-auth", choices=["none", "basic", "digest"], default="digest")
+    p.add_argument("--web-auth", choices=["none", "basic", "digest"], default="digest")
+    p.add_argument(
+        "--session-timeout", type=int, default=60, help="RTSP session timeout it enforces (s)"
+    )
+    p.add_argument("--video", action="store_true", help="add an H.264 track to the RTSP stream")
+    p.add_argument("--mtu", type=int, default=1200, help="largest RTP payload of a document")
+    p.add_argument(
+        "--analytics-rate",
+        type=float,
+        default=0.0,
+        help="scene descriptions (tt:VideoAnalytics) per second on the RTSP stream",
+    )
     p.add_argument("--rate", type=float, default=1.0, help="plate reads per second")
     p.add_argument("--count", type=int, default=0, help="stop after this many reads (0 = forever)")
     p.add_argument("--picture-bytes", type=int, default=20_000, help="bytes of pictures per read")
@@ -66,75 +85,82 @@ def add_simulate_parser(sub: Any, add_logging: Callable[[argparse.ArgumentParser
     add_logging(p)
 
 
-async def simulate(args: argparse.Namespace) -> int:
+def camera_from_args(args: argparse.Namespace) -> SimulatedCamera:
+    return SimulatedCamera(
+        host=args.host,
+        username=args.username,
+        password=args.password,
+        tcp_port=args.tcp_port,
+        rtsp_port=args.rtsp_port,
+        web_port=args.web_port,
+        http_target=args.http_target,
+        http_username=args.http_username,
+        http_password=args.http_password,
+        http_era=args.http_era,
+        rtsp_auth=args.rtsp_auth,
+        web_auth=args.web_auth,
+        session_timeout=args.session_timeout,
+        video=args.video,
+        mtu=args.mtu,
+    )
+
+
+async def _analytics(cam: SimulatedCamera, rate: float) -> None:
+    assert cam.rtsp is not None
+    n = 0
+    while True:
+        await asyncio.sleep(1 / rate)
+        n += 1
+        await cam.rtsp.send_document(analytics_document(datetime.now(UTC), seed=n))
+
+
+async def simulate(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
     log = get_logger("lprmeta.simulator")
-    if args.tcp_port is None and args.http_target is None:
-        log.error("nothing to simulate: give --tcp-port and/or --http-target")
+    if args.tcp_port is None and args.rtsp_port is None and args.http_target is None:
+        log.error("nothing to simulate: give --tcp-port, --rtsp-port and/or --http-target")
         return 2
-    server: TcpCameraServer | None = None
-    if args.tcp_port is not None:
-        server = TcpCameraServer(
-            host=args.host, port=args.tcp_port, username=args.username, password=args.password
-        )
-        await server.start()
-        log.info("simulated camera listening", transport="tcp", host=args.host, port=server.port)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     factory = ReadFactory(seed=args.seed, picture_bytes=args.picture_bytes)
-    pusher = (
-        HttpPusher(args.http_target, username=args.http_username, password=args.http_password)
-        if args.http_target
-        else None
-    )
-    sent = 0
-    try:
-        if pusher is not None:
-            await pusher.__aenter__()
-        while not stop.is_set() and (args.count == 0 or sent < args.count):
-            if server is not None and pusher is None and not server.clients:
+    async with camera_from_args(args) as cam:
+        for name, part in (("tcp", cam.tcp), ("rtsp", cam.rtsp), ("web", cam.web)):
+            if part is not None:
+                log.info(
+                    "simulated camera listening", transport=name, host=args.host, port=part.port
+                )
+        extra = (
+            asyncio.create_task(_analytics(cam, args.analytics_rate))
+            if cam.rtsp is not None and args.analytics_rate > 0
+            else None
+        )
+        sent = 0
+        try:
+            while not stop.is_set() and (args.count == 0 or sent < args.count):
+                if cam.pusher is None and not cam.consumers:
+                    with contextlib.suppress(TimeoutError):  # nobody listens yet: wait
+                        async with asyncio.timeout(0.2):
+                            await stop.wait()
+                    continue
+                read = factory.next()
+                sent += 1
+                get = bool(args.http_get_every) and sent % args.http_get_every == 0
+                result = await cam.send_read(read, http_get=get, glued=sent % 2 == 0)
+                for error in result.errors:
+                    log.warning("push failed", target=args.http_target, error=error)
+                if args.posts_every and sent % args.posts_every == 0:
+                    await cam.send_posts(read, cars=sent)
+                log.info("sent read", plate=read.plate, seq=read.seq)
                 with contextlib.suppress(TimeoutError):
-                    await server.wait_for_clients(1, timeout=1.0)
-                continue
-            read = factory.next()
-            sent += 1
-            posts = bool(args.posts_every) and sent % args.posts_every == 0
-            if server is not None:
-                await server.send_read(read)
-                if posts:
-                    await server.send_post(COMM_PARKING_POST, parking_post(read))
-                    await server.send_post(COMM_COUNTING_POST, counting_post(read.time, cars=sent))
-            if pusher is not None:
-                await _push(pusher, read, args, n=sent, posts=posts, log=log)
-            log.info("sent read", plate=read.plate, seq=read.seq)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1 / args.rate):
-                    await stop.wait()
-    finally:
-        if pusher is not None:
-            await pusher.__aexit__(None, None, None)
-        if server is not None:
-            await server.close()
+                    async with asyncio.timeout(1 / args.rate):
+                        await stop.wait()
+        finally:
+            if extra is not None:
+                extra.cancel()
     log.info("simulated camera stopped", reads=sent)
     return 0
-
-
-async def _push(
-    pusher: HttpPusher, read: Read, args: argparse.Namespace, *, n: int, posts: bool, log: Any
-) -> None:
-    era = args.http_era if args.http_era != "mixed" else ("old", "new")[n % 2]
-    try:
-        if args.http_get_every and n % args.http_get_every == 0:
-            await pusher.push_get(read, glued=n % 2 == 0)
-        else:
-            await pusher.push_read(read, era=era)
-        if posts:
-            await pusher.post(parking_post(read))
-            await pusher.post(counting_post(read.time, cars=n))
-    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("HTTP push failed", target=args.http_target, error=str(exc))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
