@@ -338,7 +338,7 @@ def _parse_listen(r: _Reader, default_host: str, default_port: int) -> tuple[str
     listen = r.string("listen", f"{default_host}:{default_port}")
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not sep or not host or not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
         r.problem("listen", 'must be "HOST:PORT" with a port 1-65535')
         return default_host, default_port
     return host, int(port_text)

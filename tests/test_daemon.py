@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lprmeta.daemon import Daemon
-from lprmeta.errors import ConfigError, UsageError
+from lprmeta.errors import ConfigError, SinkError, UsageError
 from lprmeta.events import Event, Kind, Picture, Source
 
 from .conftest import ROOT, check_line, make_config
@@ -73,6 +73,49 @@ async def test_closed_stdout_stops_the_daemon_with_failure(tmp_path: Path) -> No
     code = await asyncio.wait_for(d.run(), 5)
     feeder.cancel()
     assert code == 1
+
+
+async def test_pipe_reader_going_away_stops_the_daemon_with_failure(tmp_path: Path) -> None:
+    # stdout as in `lprmeta run | head -3`: a real pipe, written without blocking the loop.
+    read_fd, write_fd = os.pipe()
+    out = os.fdopen(write_fd, "wb")
+    d = Daemon(make_config(tmp_path), stdout=out)
+    try:
+        async with asyncio.timeout(5):
+            async with d:
+                d.deliver(ev("FIRST"))
+                reader = os.fdopen(read_fd, "rb")
+                line = await asyncio.to_thread(reader.readline)
+                assert json.loads(line)["plate"] == "FIRST"
+                reader.close()  # the consumer exits
+                n = 0
+                while not d._stop.is_set():
+                    n += 1
+                    d.deliver(ev(f"MORE{n}"))  # distinct plates: none is deduplicated
+                    await asyncio.sleep(0.01)
+    except* SinkError:
+        pass
+    else:
+        pytest.fail("the daemon did not report the closed pipe")
+    finally:
+        out.close()
+
+
+async def test_pipe_sink_writes_every_line_before_exit(tmp_path: Path) -> None:
+    read_fd, write_fd = os.pipe()
+    out = os.fdopen(write_fd, "wb")
+    reader = os.fdopen(read_fd, "rb")
+    got: list[bytes] = []
+    drain = asyncio.create_task(asyncio.to_thread(lambda: got.extend(reader)))
+    async with Daemon(make_config(tmp_path), stdout=out) as d:
+        for i in range(2000):  # more than a pipe buffer holds
+            d.deliver(ev(f"P{i}"))
+    # Non-blocking mode is shared by every descriptor of the pipe: it is restored.
+    assert os.get_blocking(write_fd)
+    out.close()
+    await drain
+    reader.close()
+    assert [json.loads(x)["plate"] for x in got] == [f"P{i}" for i in range(2000)]
 
 
 async def test_bad_hook_fails_start_with_config_error(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ from .conftest import check_event
         (ListType, 3, ListType.VISITOR),
         (ListType, "Visitor", ListType.VISITOR),
         (ListType, "White", ListType.WHITE),
+        (Direction, "¹", Direction.UNKNOWN),  # isdigit() but not int(): found by fuzzing
+        (Direction, "٢", Direction.OUT),  # a decimal digit in another script
     ],
 )
 def test_tolerant_enums(enum: type[Color], wire: object, expected: object) -> None:

@@ -24,6 +24,20 @@ from ..log import redact_text
 
 __all__ = ["DeviceInfo", "OnvifInfo", "Profile", "query_onvif"]
 
+# onvif-zeep-async builds a zeep client per service and camera. Twenty of them
+# being built at once left ~80 MiB behind (heap fragmentation), one at a time
+# ~24 MiB in all, however many cameras (measured here). A few at a time keeps
+# discovery moving when some cameras are slow to answer.
+_CONCURRENT_QUERIES = 3
+_slots: asyncio.Semaphore | None = None
+
+
+def _query_slots() -> asyncio.Semaphore:
+    global _slots  # noqa: PLW0603  # one limit per process, made lazily (needs no loop in 3.11)
+    if _slots is None:
+        _slots = asyncio.Semaphore(_CONCURRENT_QUERIES)
+    return _slots
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
@@ -78,6 +92,13 @@ async def query_onvif(
 ) -> OnvifInfo:
     """Device information, media profiles and (with ``stream``) the RTSP URI of the
     profile that carries metadata (else the first)."""
+    async with _query_slots():
+        return await _query_one(host, port, username, password, timeout=timeout, stream=stream)
+
+
+async def _query_one(
+    host: str, port: int, username: str, password: str, *, timeout: float, stream: bool
+) -> OnvifInfo:
     from onvif import ONVIFCamera  # noqa: PLC0415  # loads WSDLs: only when needed
     from onvif.exceptions import ONVIFAuthError, ONVIFError, ONVIFTimeoutError  # noqa: PLC0415
     from zeep.exceptions import Fault  # noqa: PLC0415

@@ -44,7 +44,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -88,6 +89,52 @@ KEPT_PICTURES = 10  # "Only 10 latest images are available for download"
 _DEDUP_SECONDS = 10.0
 
 
+class Inbox:
+    """Documents from every RTSP thread of one event loop, handed over in batches.
+
+    A thread appends and wakes the loop only when no drain is scheduled yet, so
+    under load one wake-up carries many documents (each wake-up is a system call
+    and a pass through the loop). No lock: the loop clears the flag *before*
+    draining, so a document appended meanwhile is either drained now or finds the
+    flag clear and schedules the next drain.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: deque[tuple[Callable[[RtspSession, bytes], None], RtspSession, bytes]] = (
+            deque()
+        )
+        self._scheduled = False
+
+    def put(
+        self, handler: Callable[[RtspSession, bytes], None], session: RtspSession, doc: bytes
+    ) -> None:
+        """From a session thread."""
+        self._items.append((handler, session, doc))
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        items = self._items
+        while items:
+            handler, session, doc = items.popleft()
+            handler(session, doc)
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes[loop] = Inbox(loop)
+    return inbox
+
+
 class RtspSession(threading.Thread):
     """One RTSP session, demuxed by PyAV in this thread.
 
@@ -112,6 +159,7 @@ class RtspSession(threading.Thread):
         self._url = url
         self._secrets = secrets
         self._loop = loop
+        self._inbox = inbox_for(loop)
         self._on_document = on_document
         self._open_timeout = open_timeout
         self._stop_flag = threading.Event()
@@ -177,15 +225,16 @@ class RtspSession(threading.Thread):
 
     def _demux(self, av: Any, container: Any, stream: Any) -> tuple[str, str | None]:
         stop = self._stop_flag
+        feed, put, handler = self.assembler.feed, self._inbox.put, self._on_document
         while not stop.is_set():
             try:
                 for packet in container.demux(stream):
                     if packet.size:
                         self.last_packet = time.monotonic()
                         self.packets += 1
-                        for doc in self.assembler.feed(bytes(packet), packet.pts):
+                        for doc in feed(bytes(packet), packet.pts):
                             if has_notifications(doc):
-                                self._loop.call_soon_threadsafe(self._on_document, self, doc)
+                                put(handler, self, doc)
                             else:
                                 self.analytics_documents += 1
                     if stop.is_set():

@@ -127,15 +127,33 @@ _KIND_WORDS: Final[tuple[tuple[str, Kind], ...]] = (
 )
 
 
+# folded alias -> (canonical, rank): the lower the rank, the more specific the alias.
+_ALIAS: Final[Mapping[str, tuple[str, int]]] = {
+    alias: (canonical, rank)
+    for canonical, aliases in CANONICAL_FIELDS.items()
+    for rank, alias in enumerate(aliases)
+}
+
+
 class _Fields:
-    """Looks up canonical fields in one JSON object, honouring a per-camera field map."""
+    """Looks up canonical fields in one JSON object, honouring a per-camera field map.
+
+    One pass over the body's keys finds, for every canonical field, the key of its
+    most specific alias present (cameras send a few dozen keys; this runs per event).
+    """
 
     def __init__(self, body: Mapping[str, Any], fields: Mapping[str, str]) -> None:
         self.body = body
         self.fields = fields
         self.index: dict[str, str] = {}
+        found: dict[str, tuple[int, str]] = {}
         for key in body:
-            self.index.setdefault(fold_key(key), key)
+            folded = fold_key(key)
+            self.index.setdefault(folded, key)
+            hit = _ALIAS.get(folded)
+            if hit is not None and (hit[0] not in found or hit[1] < found[hit[0]][0]):
+                found[hit[0]] = (hit[1], key)
+        self._keys = {canonical: key for canonical, (_, key) in found.items()}
 
     def key(self, canonical: str) -> str | None:
         mapped = self.fields.get(canonical)
@@ -143,10 +161,9 @@ class _Fields:
             if mapped in self.body:
                 return mapped
             return self.index.get(fold_key(mapped))
-        for alias in CANONICAL_FIELDS.get(canonical, (canonical,)):
-            if alias in self.index:
-                return self.index[alias]
-        return None
+        if canonical in CANONICAL_FIELDS:
+            return self._keys.get(canonical)
+        return self.index.get(canonical)
 
     def get(self, canonical: str) -> Any:
         key = self.key(canonical)
@@ -202,13 +219,17 @@ def normalize_json(
     fields: Mapping[str, str] | None = None,
     strict_pictures: bool = False,
     max_picture: int = 16 * 1024 * 1024,
+    raw: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+    picture_paths: tuple[tuple[str, str], ...] = (),
 ) -> Event:
     """Normalize one camera JSON object into an Event.
 
     ``kind`` comes from the TCP command when there is one; otherwise it is read
     from the body. With ``strict_pictures`` a picture that is not valid base64
     raises :class:`PayloadError` (HTTP answers 400); without, the event keeps
-    the picture as missing with the reason (TCP cannot answer).
+    the picture as missing with the reason (TCP cannot answer). A caller whose
+    body is itself derived (RTSP items) passes its own ``raw`` and ``details``.
     """
     if not isinstance(body, Mapping):
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
@@ -240,22 +261,23 @@ def normalize_json(
 
     take_pictures(body, f)
     builder = _BUILDERS.get(kind, _build_other)
-    fields_out, details = builder(f, take_pictures)
+    fields_out, found = builder(f, take_pictures)
     event_name = f.text("event")
     if event_name is not None:
-        details.setdefault("event", event_name)
+        found.setdefault("event", event_name)
     device = f.text("device")
     if device is not None:
-        details.setdefault("device", device)
+        found.setdefault("device", device)
     return Event(
         kind=kind,
         camera=camera,
         source=source,
         received=received,
-        details=details,
-        raw=_raw_copy(body, placeholders),
+        details={**found, **details} if details else found,
+        raw=raw if raw is not None else _raw_copy(body, placeholders),
         images=tuple(missing),
         pictures=tuple(pictures),
+        picture_paths=picture_paths,
         **fields_out,
     )
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -296,7 +296,7 @@ def parse_document(doc: bytes, *, max_size: int = DEFAULT_MAX_DOCUMENT) -> Parse
             limit=max_size,
         )
     doc = doc.rstrip(_WS)  # trailing padding some payloaders add
-    if _DOCTYPE.search(doc):
+    if b"<!" in doc and _DOCTYPE.search(doc):  # the byte search settles nearly every document
         raise DocumentError("document has a DOCTYPE or ENTITY declaration; refused unparsed")
     try:
         root = etree.fromstring(doc, _PARSER)
@@ -310,56 +310,45 @@ def parse_document(doc: bytes, *, max_size: int = DEFAULT_MAX_DOCUMENT) -> Parse
             raise DocumentError(f"metadata document is not well-formed XML: {exc2}") from exc2
     if _local(root.tag).lower() not in _ROOT_NAMES:
         raise DocumentError(f"root element {_local(root.tag)!r} is not tt:MetadataStream")
-    notifications: list[Notification] = []
-    frames = 0
-    for child in root:
-        name = _local(child.tag)
-        if name == "VideoAnalytics":
-            frames += max(1, sum(1 for f in child if _local(f.tag) == "Frame"))
-        elif name == "Event":
-            notifications.extend(
-                _notification(nm) for nm in child.iter() if _local(nm.tag) == "NotificationMessage"
-            )
-    return ParsedDocument(tuple(notifications), frames)
+    # "{*}" matches any namespace (or none). iter()/iterchildren() filter in C; the
+    # path forms (find, iterfind) would go through lxml's Python ElementPath.
+    notifications = tuple(_notification(nm) for nm in root.iter("{*}NotificationMessage"))
+    frames = sum(
+        sum(1 for _ in va.iterchildren("{*}Frame")) or 1
+        for va in root.iterchildren("{*}VideoAnalytics")
+    )
+    return ParsedDocument(notifications, frames)
 
 
-def _text(el: Any) -> str:
-    return "".join(el.itertext()).strip()
+def _child(el: Any, tag: str) -> Any | None:
+    return next(el.iterchildren(tag), None)
 
 
 def _items(el: Any | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if el is None:
         return out
-    for item in el:
-        kind = _local(item.tag)
+    for item in el.iterchildren("{*}SimpleItem"):
         name = item.get("Name")
-        if not name:
-            continue
-        if kind == "SimpleItem":
+        if name:
             out[name] = item.get("Value", "")
-        elif kind == "ElementItem":
+    for item in el.iterchildren("{*}ElementItem"):
+        name = item.get("Name")
+        if name:
             # Structured values (e.g. a shape) are kept as their text; rarely used by LPR.
-            out[name] = _text(item)[:1024]
+            out[name] = "".join(item.itertext()).strip()[:1024]
     return out
 
 
 def _notification(nm: Any) -> Notification:
-    topic = ""
-    message: Any | None = None
-    for child in nm:
-        name = _local(child.tag)
-        if name == "Topic":
-            topic = _text(child)
-        elif name == "Message":
-            # wsnt:Message wraps tt:Message
-            message = next((m for m in child if _local(m.tag) == "Message"), child)
-    parts: dict[str, Any] = {}
-    if message is not None:
-        for child in message:
-            parts[_local(child.tag)] = child
+    outer = _child(nm, "{*}Message")  # wsnt:Message wraps tt:Message
+    message = _child(outer, "{*}Message") if outer is not None else None
+    if message is None:
+        message = outer
+    topic = _child(nm, "{*}Topic")
+    parts = {} if message is None else {_local(c.tag): c for c in message.iterchildren()}
     return Notification(
-        topic=topic,
+        topic=(topic.text or "").strip() if topic is not None else "",
         utc_time=message.get("UtcTime") if message is not None else None,
         operation=message.get("PropertyOperation") if message is not None else None,
         source=_items(parts.get("Source")),
@@ -389,7 +378,9 @@ def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
     for name, value in items.items():
         folded = fold_key(name)
-        if value.strip() and any(folded.endswith(k) for k in _PICTURE_KEYS):
+        if not folded.endswith(("path", "url")):
+            continue
+        if value.strip() and folded.endswith(_PICTURE_KEYS):
             role = "full" if "full" in folded or "scene" in folded else "plate"
             if any(r == role for r, _ in out):
                 role = f"{role}{len(out)}"
@@ -412,16 +403,22 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> E
     items = n.items
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
-    event = normalize_json(
-        body, camera=camera, source=Source.RTSP, received=received, kind=Kind.PLATE
-    )
-    details: dict[str, Any] = {**event.details, "topic": n.topic}
+    details: dict[str, Any] = {"topic": n.topic}
     if n.operation:
         details["operation"] = n.operation
     rule = next((v for k, v in n.source.items() if fold_key(k) == "rule"), None)
     if rule:
         details["rule"] = rule
-    return replace(event, details=details, raw=raw, picture_paths=picture_paths(items))
+    return normalize_json(
+        body,
+        camera=camera,
+        source=Source.RTSP,
+        received=received,
+        kind=Kind.PLATE,
+        raw=raw,
+        details=details,
+        picture_paths=picture_paths(items),
+    )
 
 
 def document_events(

@@ -82,7 +82,7 @@ class Headers:
     @property
     def cseq(self) -> int | None:
         value = self.get("CSeq")
-        return int(value) if value is not None and value.strip().isdigit() else None
+        return int(value) if value is not None and value.strip().isdecimal() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ class RtspParser:
         lines = head.replace("\r\n", "\n").split("\n")
         start, headers = lines[0].strip(), _parse_headers(lines[1:])
         length_text = headers.get("Content-Length", "0") or "0"
-        if not length_text.strip().isdigit():
+        if not length_text.strip().isdecimal():
             raise ProtocolError(f"bad Content-Length {length_text!r}")
         length = int(length_text)
         if length > self.max_body:
@@ -195,7 +195,7 @@ def _parse_headers(lines: list[str]) -> Headers:
 def _start_line(start: str, headers: Headers, body: bytes) -> Request | Response:
     parts = start.split(" ", 2)
     if parts[0].startswith("RTSP/"):
-        if len(parts) < 2 or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[1].isdecimal():
             raise ProtocolError(f"bad RTSP status line {start[:80]!r}")
         return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", headers, body)
     if len(parts) != 3 or not parts[2].startswith("RTSP/"):
@@ -250,7 +250,7 @@ def parse_session(value: str | None) -> tuple[str, int | None]:
     timeout: int | None = None
     for param in params:
         name, _, val = param.partition("=")
-        if name.strip().lower() == "timeout" and val.strip().isdigit():
+        if name.strip().lower() == "timeout" and val.strip().isdecimal():
             timeout = int(val.strip())
     return sid, timeout
 
@@ -341,7 +341,7 @@ def parse_sdp(text: str) -> SessionDescription:
             fields = value.split()
             if len(fields) < 3:
                 raise ProtocolError(f"bad SDP media line {line[:80]!r}")
-            port = int(fields[1].split("/")[0]) if fields[1].split("/")[0].isdigit() else 0
+            port = int(fields[1].split("/")[0]) if fields[1].split("/")[0].isdecimal() else 0
             media.append(
                 {"media": fields[0], "port": port, "proto": fields[2], "formats": fields[3:]}
             )

@@ -93,7 +93,7 @@ def parse_int(value: object) -> int | None:
     return None
 
 
-_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S")
+_TIME_FORMATS = ("%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S", "%d-%m-%Y %H:%M:%S")
 
 
 def parse_time(value: object) -> datetime | None:
@@ -106,16 +106,18 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isdecimal():
         return from_posix(int(text))
-    for fmt in _TIME_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)  # camera local time, no zone given
-        except ValueError:
-            continue
+    # Python 3.11's fromisoformat (C) reads both ISO 8601 ("...T06:19:34Z") and the
+    # cameras' "2023-09-15 06:19:57.267"; strptime is only for other spellings.
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
+        for fmt in _TIME_FORMATS:
+            try:
+                return datetime.strptime(text, fmt)  # camera local time, no zone given
+            except ValueError:
+                continue
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed
 
@@ -136,7 +138,7 @@ def parse_duration(value: object) -> float | None:
     if not isinstance(value, str):
         return None
     parts = value.strip().split(":")
-    if not parts or not all(p.strip().isdigit() for p in parts):
+    if not parts or not all(p.strip().isdecimal() for p in parts):
         return None
     total = 0.0
     for part in parts:

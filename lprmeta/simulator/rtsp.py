@@ -419,7 +419,7 @@ class RtspCameraServer:
             self.sessions[session.id] = session
             conn.sessions.append(session)
         channels = transport.get("interleaved", "")
-        first = int(channels.split("-")[0]) if channels.split("-")[0].isdigit() else None
+        first = int(channels.split("-")[0]) if channels.split("-")[0].isdecimal() else None
         if first is None:
             first = 2 * len(session.tracks)
         track = _Track(name, first, RtpStream(METADATA_PT if name == "metadata" else H264_PT))

@@ -1,16 +1,25 @@
 """The JSON lines sink: one event per line on stdout, UTF-8, flushed per batch.
 
-Writes happen on a dedicated thread: a reader that consumes stdout slowly
-blocks that thread, never the event loop (inputs keep receiving and the bus
-queue absorbs the difference, counting what overflows). When the reader goes
-away (EPIPE) the sink raises :class:`SinkError`; the daemon reports it and
-exits non-zero rather than spinning.
+Two ways to write, chosen by what stdout is:
+
+* a pipe or a socket (``lprmeta run | consumer``, the usual case): through an
+  asyncio write transport. Writes never block the event loop; a reader that
+  falls behind fills the transport's buffer, and the sink then waits for it
+  to drain while the bus queue absorbs the difference (counting overflow).
+* anything else (a regular file, a terminal, a file object in a test): on a
+  dedicated thread, since those can block and must not be switched to
+  non-blocking mode (a terminal shares that mode with the user's shell).
+
+When the reader goes away (EPIPE) the sink raises :class:`SinkError`; the
+daemon reports it and exits non-zero rather than spinning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import sys
 from functools import partial
 from typing import BinaryIO
@@ -25,12 +34,47 @@ __all__ = ["JsonlSink", "encode_line"]
 
 # Events written per write()+flush() when the queue has a backlog.
 _BATCH = 256
+# Wait for a slow reader once this much is waiting in the transport's buffer.
+_HIGH_WATER = 1024 * 1024
 
 
 def encode_line(event: Event) -> bytes:
     return (
         json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
     ).encode("utf-8")
+
+
+class _PipeProtocol(asyncio.Protocol):
+    """Flow control and loss for a write-only pipe: the transport pauses us above its
+    high-water mark and tells us when the reader has gone."""
+
+    def __init__(self) -> None:
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.lost: BaseException | None = None
+        self.closed = False
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.lost = exc
+        self._can_write.set()
+
+    async def drain(self) -> None:
+        await self._can_write.wait()
+
+
+def _is_pipe_or_socket(stream: BinaryIO) -> bool:
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's BytesIO)
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 class JsonlSink:
@@ -41,24 +85,60 @@ class JsonlSink:
         self._log = get_logger("lprmeta.sinks.jsonl")
         self.written = 0
 
-    def _write(self, data: bytes) -> None:
-        self._stream.write(data)
-        self._stream.flush()
-
     async def run(self, sub: Subscription) -> None:
+        if _is_pipe_or_socket(self._stream):
+            await self._run_transport(sub)
+        else:
+            await self._run_thread(sub)
+
+    @staticmethod
+    async def _batch(sub: Subscription) -> bytes | None:
+        event = await sub.get()
+        if event is None:
+            return None
+        batch = [encode_line(event)]
+        while len(batch) < _BATCH and (more := sub.get_nowait()) is not None:
+            batch.append(encode_line(more))
+        return b"".join(batch)
+
+    async def _run_transport(self, sub: Subscription) -> None:
+        loop = asyncio.get_running_loop()
+        # A duplicate descriptor: the transport closes it, never the process's stdout.
+        fd = os.dup(self._stream.fileno())
+        pipe = os.fdopen(fd, "wb", buffering=0)
+        transport, protocol = await loop.connect_write_pipe(_PipeProtocol, pipe)
+        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        try:
+            while (data := await self._batch(sub)) is not None:
+                if protocol.closed:
+                    raise SinkError(
+                        f"stdout is closed by its reader ({protocol.lost}); cannot write events"
+                    )
+                transport.write(data)
+                self.written += data.count(b"\n")
+                await protocol.drain()  # returns at once unless the reader is behind
+            transport.set_write_buffer_limits(high=0)  # pauses us until all is written
+            await protocol.drain()
+        finally:
+            if not protocol.closed:
+                os.set_blocking(fd, True)  # the mode belongs to stdout's description too
+            transport.close()
+
+    async def _run_thread(self, sub: Subscription) -> None:
         writer = WorkerThread("lprmeta-stdout")
         try:
-            while (event := await sub.get()) is not None:
-                batch = [encode_line(event)]
-                while len(batch) < _BATCH and (more := sub.get_nowait()) is not None:
-                    batch.append(encode_line(more))
+            while (data := await self._batch(sub)) is not None:
                 try:
-                    await asyncio.wrap_future(writer.submit(partial(self._write, b"".join(batch))))
+                    await asyncio.wrap_future(writer.submit(partial(self._write, data)))
                 except (BrokenPipeError, ValueError) as exc:
                     # ValueError: the stream was closed under us ("I/O operation on closed file").
                     raise SinkError(f"stdout is closed ({exc}); cannot write events") from exc
                 except OSError as exc:
                     raise SinkError(f"cannot write events to stdout: {exc}") from exc
-                self.written += len(batch)
+                self.written += data.count(b"\n")
         finally:
             writer.stop()
+
+    def _write(self, data: bytes) -> None:
+        self._stream.write(data)
+        self._stream.flush()

@@ -1,0 +1,114 @@
+"""Many simulated RTSP cameras in one process, for the benchmarks (runs on its own core).
+
+Each camera is an RtspCameraServer on its own port, sending documents at
+``--rate`` per second with a random phase; ``--analytics`` of them are scene
+descriptions (tt:VideoAnalytics), the rest plate notifications with a unique
+plate. Control and results are JSON lines:
+
+    stdout  {"ready": [ports]}  once listening
+            {"playing": n}      every second until "go"
+            {"sent": [[plate, t_monotonic], ...]}  batches, after each document's
+                                last fragment was handed to the socket
+            {"done": {...}}     counts at the end
+    stdin   "go\\n"             start sending for --seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime
+
+from lprmeta.log import configure_logging
+from lprmeta.simulator.rtsp import RtspCameraServer
+from lprmeta.simulator.script import analytics_document, onvif_notification
+
+
+def say(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+async def camera(
+    i: int, server: RtspCameraServer, args: argparse.Namespace, log: list[list[object]]
+) -> dict[str, int]:
+    rng = random.Random(i)
+    period = 1 / args.rate
+    await asyncio.sleep(rng.uniform(0, period))
+    end = time.monotonic() + args.seconds
+    counts = {"plates": 0, "analytics": 0, "missed": 0}
+    n = 0
+    next_at = time.monotonic()
+    while time.monotonic() < end:
+        n += 1
+        now = datetime.now(UTC)
+        if rng.random() < args.analytics:
+            doc = analytics_document(now, objects=3, seed=n)
+            kind = "analytics"
+        else:
+            plate = f"C{i:03d}S{n:06d}"
+            doc = onvif_notification(plate=plate, when=now, picture_path=None)
+            kind = "plates"
+        if server.broadcast(doc):
+            counts[kind] += 1
+            if kind == "plates":
+                log.append([plate, time.monotonic()])
+        else:
+            counts["missed"] += 1
+        next_at += period
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    return counts
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cameras", type=int, default=200)
+    ap.add_argument("--base-port", type=int, required=True)
+    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--analytics", type=float, default=0.0, help="share of scene descriptions")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    args = ap.parse_args()
+    configure_logging(fmt="json", level="warning")
+    servers = [
+        RtspCameraServer(port=args.base_port + i, auth="digest", session_timeout=60)
+        for i in range(args.cameras)
+    ]
+    for s in servers:
+        await s.start()
+    say({"ready": [s.port for s in servers]})
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    go = asyncio.create_task(reader.readline())
+    while not go.done():
+        say({"playing": sum(len(s.playing) for s in servers)})
+        await asyncio.wait({go}, timeout=1.0)
+    log: list[list[object]] = []
+
+    async def flush() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if log:
+                batch = log[:]
+                del log[:]
+                say({"sent": batch})
+
+    flusher = asyncio.create_task(flush())
+    results = await asyncio.gather(*(camera(i, s, args, log) for i, s in enumerate(servers)))
+    await asyncio.sleep(0.6)
+    flusher.cancel()
+    if log:
+        say({"sent": log})
+    totals = {k: sum(r[k] for r in results) for k in ("plates", "analytics", "missed")}
+    say({"done": totals})
+    await reader.readline()  # hold the streams open until told to stop
+    for s in servers:
+        await s.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

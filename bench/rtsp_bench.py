@@ -1,0 +1,266 @@
+"""RTSP input benchmark (issue 5): many metadata-only streams in one daemon process.
+
+Three runs against N simulated cameras (``_rtsp_sim.py``, its own process, core 1):
+
+1. ``lprmeta run`` with N RTSP cameras (pinned to core 0), every document a
+   plate notification: CPU (% of one core), RSS/PSS, latency from the last
+   fragment of a document leaving the camera to its JSON line on stdout.
+2. The same with 90% of the documents scene descriptions (tt:VideoAnalytics),
+   as real metadata tracks carry one per video frame: they must cost little.
+3. One ``ffmpeg -rtsp_transport tcp -allowed_media_types data -i URL -map 0:d
+   -c copy -f data -`` process per camera (all pinned to core 0): CPU and PSS.
+
+    python bench/rtsp_bench.py [--cameras 200] [--rate 10] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    ROOT,
+    LineReader,
+    cpu_seconds,
+    machine,
+    percentiles,
+    pin,
+    pss_mib,
+    rss_mib,
+    save,
+    start_daemon,
+    table,
+    threads,
+    wait_for_log,
+)
+
+PASSWORD = "sim-password"
+
+
+class Sim:
+    """The simulated cameras, in their own process on core 1."""
+
+    def __init__(self, cameras: int, base_port: int, rate: float, analytics: float, seconds: float):
+        cmd = [
+            sys.executable, str(ROOT / "bench" / "_rtsp_sim.py"),
+            "--cameras", str(cameras), "--base-port", str(base_port), "--rate", str(rate),
+            "--analytics", str(analytics), "--seconds", str(seconds),
+        ]
+        if (os.cpu_count() or 1) >= 2:
+            cmd = ["taskset", "-c", "1", *cmd]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        self.sent: dict[str, float] = {}
+        self.done: dict[str, int] = {}
+        self.playing = 0
+        self.ports: list[int] = []
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(60):
+            raise RuntimeError("simulator did not start")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "ready" in msg:
+                self.ports = msg["ready"]
+                self._ready.set()
+            elif "playing" in msg:
+                self.playing = msg["playing"]
+            elif "sent" in msg:
+                self.sent.update((p, t) for p, t in msg["sent"])
+            elif "done" in msg:
+                self.done = msg["done"]
+                self._finished.set()
+
+    def wait_playing(self, n: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while self.playing < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.playing} of {n} streams playing")
+            time.sleep(0.2)
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def wait_done(self, timeout: float) -> None:
+        if not self._finished.wait(timeout):
+            raise TimeoutError("simulator did not finish")
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(30)
+
+
+def daemon_config(work: Path, ports: list[int]) -> Path:
+    cams = []
+    for i, port in enumerate(ports):
+        cams.append(
+            f'[[cameras]]\nname = "cam{i:03d}"\nhost = "127.0.0.1"\nhttp_port = 9\n'
+            f'password = "{PASSWORD}"\n  [cameras.rtsp]\n'
+            f'  url = "rtsp://127.0.0.1:{port}/onvif/metadata"\n  pictures = false\n'
+        )
+    path = work / "bench.toml"
+    path.write_text('[output]\nsnapshot_dir = "snaps"\n\n' + "\n".join(cams))
+    return path
+
+
+def run_daemon(args: argparse.Namespace, analytics: float, base_port: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-rtsp-"))
+    sim = Sim(args.cameras, base_port, args.rate, analytics, args.seconds)
+    daemon = start_daemon(daemon_config(work, sim.ports), work, core=0)
+    arrivals: dict[str, float] = {}
+    reader = LineReader(daemon.stdout, lambda line, t: arrivals.__setitem__(line["plate"], t))
+    reader.start()
+    try:
+        wait_for_log(daemon, b"lprmeta running")
+        sim.wait_playing(args.cameras)
+        time.sleep(2)  # let start-up work (ONVIF identification attempts) settle
+        rss_samples: list[float] = []
+        c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        sim.go()
+        while time.monotonic() - t0 < args.seconds:
+            time.sleep(1)
+            rss_samples.append(rss_mib(daemon.pid))
+        cpu = (cpu_seconds(daemon.pid) - c0) / (time.monotonic() - t0) * 100
+        sim.wait_done(60)
+        time.sleep(1.5)
+        pss = pss_mib(daemon.pid)
+        thread_count = threads(daemon.pid)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        sim.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    lat = [(arrivals[p] - t) * 1000 for p, t in sim.sent.items() if p in arrivals]
+    return {
+        "streams": args.cameras,
+        "docs_per_s": args.cameras * args.rate,
+        "analytics_share": analytics,
+        "plates_sent": len(sim.sent),
+        "analytics_sent": sim.done.get("analytics", 0),
+        "lines": len(lat),
+        "lost": len(sim.sent) - len(lat),
+        "cpu_percent": round(cpu, 1),
+        "rss_mib_max": round(max(rss_samples), 1),
+        "pss_mib": round(pss, 1),
+        "threads": thread_count,
+        "latency_ms": {k: round(v, 2) for k, v in percentiles(lat).items()},
+    }
+
+
+def run_ffmpeg(args: argparse.Namespace, base_port: int) -> dict[str, Any]:
+    seconds = min(args.seconds, 30)
+    sim = Sim(args.cameras, base_port, args.rate, 0.0, seconds)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in sim.ports:
+            cmd = [
+                "ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp",
+                "-allowed_media_types", "data",
+                "-i", f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/onvif/metadata",
+                "-map", "0:d", "-c", "copy", "-f", "data", "-",
+            ]
+            if (os.cpu_count() or 1) >= 2:
+                cmd = ["taskset", "-c", "0", *cmd]
+            procs.append(
+                subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        sim.wait_playing(args.cameras)
+        time.sleep(2)
+        c0 = sum(cpu_seconds(p.pid) for p in procs)
+        t0 = time.monotonic()
+        sim.go()
+        time.sleep(seconds)
+        cpu = (sum(cpu_seconds(p.pid) for p in procs) - c0) / (time.monotonic() - t0) * 100
+        pss = sum(pss_mib(p.pid) for p in procs)
+        rss = sum(rss_mib(p.pid) for p in procs)
+        sim.wait_done(60)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(15)
+        sim.stop()
+    return {
+        "processes": len(procs),
+        "cpu_percent": round(cpu, 1),
+        "pss_mib": round(pss, 1),
+        "rss_mib_sum": round(rss, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cameras", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=10.0, help="documents per second per stream")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--skip-ffmpeg", action="store_true")
+    args = ap.parse_args()
+    pin({1})
+    base = 20000 + (os.getpid() % 20) * 1000
+    plates = run_daemon(args, 0.0, base)
+    scenes = run_daemon(args, 0.9, base)
+    ffmpeg = None if args.skip_ffmpeg else run_ffmpeg(args, base)
+    result = {"machine": machine(), "plates": plates, "analytics": scenes, "ffmpeg": ffmpeg}
+    save("rtsp", result)
+    ratio = ffmpeg["pss_mib"] / plates["pss_mib"] if ffmpeg else float("nan")
+    rows = [
+        (
+            f"{args.cameras} streams x {args.rate:g} docs/s, plates: daemon CPU",
+            f"{plates['cpu_percent']:.0f}% of a core", "<= 40%", _ok(plates["cpu_percent"] <= 40),
+        ),
+        ("  daemon RSS (max)", f"{plates['rss_mib_max']:.0f} MiB", "<= 120 MiB",
+         _ok(plates["rss_mib_max"] <= 120)),
+        ("  last fragment -> JSON line, p50", f"{plates['latency_ms']['p50']:.1f} ms", "", ""),
+        ("  last fragment -> JSON line, p99", f"{plates['latency_ms']['p99']:.1f} ms", "< 20 ms",
+         _ok(plates["latency_ms"]["p99"] < 20)),
+        ("  plates lost", f"{plates['lost']} of {plates['plates_sent']}", "0",
+         _ok(plates["lost"] == 0)),
+        ("90% scene descriptions: daemon CPU", f"{scenes['cpu_percent']:.0f}% of a core",
+         "<= 40%", _ok(scenes["cpu_percent"] <= 40)),
+        ("  daemon RSS (max)", f"{scenes['rss_mib_max']:.0f} MiB", "<= 120 MiB",
+         _ok(scenes["rss_mib_max"] <= 120)),
+        ("  p99", f"{scenes['latency_ms']['p99']:.1f} ms", "< 20 ms",
+         _ok(scenes["latency_ms"]["p99"] < 20)),
+        ("  plates lost", f"{scenes['lost']} of {scenes['plates_sent']}", "0",
+         _ok(scenes["lost"] == 0)),
+    ]
+    if ffmpeg:
+        rows += [
+            (
+                f"{ffmpeg['processes']} x ffmpeg: CPU",
+                f"{ffmpeg['cpu_percent']:.0f}% of a core", "", "",
+            ),
+            ("  PSS (sum)", f"{ffmpeg['pss_mib']:.0f} MiB", "", ""),
+            ("memory: ffmpeg PSS / daemon PSS", f"{ratio:.1f}x", ">= 5x", _ok(ratio >= 5)),
+        ]
+    print(f"RTSP input benchmark on {result['machine']}")
+    print(table(rows))
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+if __name__ == "__main__":
+    main()
