@@ -67,14 +67,18 @@ async def camera(
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cameras", type=int, default=200)
-    ap.add_argument("--base-port", type=int, required=True)
+    ap.add_argument(
+        "--base-port", type=int, default=0, help="first port (0: any free ports, reported)"
+    )
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--analytics", type=float, default=0.0, help="share of scene descriptions")
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
     configure_logging(fmt="json", level="warning")
     servers = [
-        RtspCameraServer(port=args.base_port + i, auth="digest", session_timeout=60)
+        RtspCameraServer(
+            port=args.base_port + i if args.base_port else 0, auth="digest", session_timeout=60
+        )
         for i in range(args.cameras)
     ]
     for s in servers:

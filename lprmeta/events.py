@@ -523,9 +523,13 @@ def format_time(value: datetime | None) -> str | None:
     return text
 
 
+_PLATE_SEPARATORS = str.maketrans("", "", "-·.")
+
+
 def plate_key(plate: str) -> str:
-    """The form under which two reads of one plate compare equal (dedup)."""
-    return "".join(ch for ch in plate.upper() if not ch.isspace() and ch not in "-·.")
+    """The form under which two reads of one plate compare equal (dedup): upper case,
+    without whitespace, ``-``, ``·`` or ``.``."""
+    return "".join(plate.upper().split()).translate(_PLATE_SEPARATORS)
 
 
 def dedupe_images(images: Iterable[ImageRef]) -> tuple[ImageRef, ...]:

@@ -1,6 +1,14 @@
-"""Asking a camera's ONVIF service (onvif-zeep-async) for its model, firmware and stream URI.
+"""Asking a camera's ONVIF service for its model, firmware and stream URI.
 
-Used when ``cameras.rtsp.url`` is not configured, and by ``lprmeta probe``.
+* :func:`query_onvif` (onvif-zeep-async): device information, media
+  profiles and the RTSP URI. Used when ``cameras.rtsp.url`` is not configured,
+  and by ``lprmeta probe``.
+* :func:`device_information`: model and firmware only, for cameras whose URL
+  is configured. It is one SOAP call (``GetDeviceInformation`` on the
+  ONVIF-mandated ``/onvif/device_service``), written here with a WS-Security
+  UsernameToken digest, so that identifying 200 cameras does not load zeep's
+  WSDL machinery (~25-35 MiB) into a daemon that otherwise never needs it.
+
 The service lives on the camera's web port (``cameras.http_port``). Errors
 come back as :class:`~lprmeta.errors.TransportError` subclasses whose text
 carries no password.
@@ -14,15 +22,23 @@ configured one (and the replacement logged).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from xml.sax.saxutils import escape
+
+import aiohttp
+from lxml import etree
 
 from ..errors import AuthenticationFailed, ConnectError, NotResponding, TransportError
 from ..log import redact_text
 
-__all__ = ["DeviceInfo", "OnvifInfo", "Profile", "query_onvif"]
+__all__ = ["DeviceInfo", "OnvifInfo", "Profile", "device_information", "query_onvif"]
 
 # onvif-zeep-async builds a zeep client per service and camera. Twenty of them
 # being built at once left ~80 MiB behind (heap fragmentation), one at a time
@@ -181,4 +197,78 @@ async def _query(cam: Any, host: str, *, stream: bool) -> OnvifInfo:
         snapshot_uri=snapshot,
         profile=chosen.token if chosen else None,
         notes=tuple(notes),
+    )
+
+
+_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+_OASIS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-"
+_DIGEST_TYPE = _OASIS + "username-token-profile-1.0#PasswordDigest"
+_BASE64_TYPE = _OASIS + "soap-message-security-1.0#Base64Binary"
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _username_token(username: str, password: str) -> str:
+    """WS-Security UsernameToken with PasswordDigest = B64(SHA1(nonce + created + password))."""
+    nonce = secrets.token_bytes(16)
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    digest = hashlib.sha1(nonce + created.encode() + password.encode(), usedforsecurity=False)
+    return (
+        f'<wsse:Security xmlns:wsse="{_WSSE}" xmlns:wsu="{_WSU}"><wsse:UsernameToken>'
+        f"<wsse:Username>{escape(username)}</wsse:Username>"
+        f'<wsse:Password Type="{_DIGEST_TYPE}">'
+        f"{base64.b64encode(digest.digest()).decode()}</wsse:Password>"
+        f'<wsse:Nonce EncodingType="{_BASE64_TYPE}">'
+        f"{base64.b64encode(nonce).decode()}</wsse:Nonce>"
+        f"<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security>"
+    )
+
+
+async def device_information(
+    host: str, port: int, username: str, password: str, *, timeout: float = 10.0
+) -> DeviceInfo:
+    """GetDeviceInformation, without zeep (see the module docstring)."""
+    envelope = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope">'
+        f"<s:Header>{_username_token(username, password)}</s:Header><s:Body>"
+        '<GetDeviceInformation xmlns="http://www.onvif.org/ver10/device/wsdl"/>'
+        "</s:Body></s:Envelope>"
+    )
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/onvif/device_service"
+    headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.post(url, data=envelope.encode(), headers=headers) as resp,
+        ):
+            body = await resp.content.read(1024 * 1024)
+    except TimeoutError as exc:
+        raise NotResponding(f"ONVIF service at {host}:{port} did not answer in time") from exc
+    except aiohttp.ClientError as exc:
+        raise ConnectError(f"cannot reach the ONVIF service: {_clean(exc, password)}") from exc
+    try:
+        root = etree.fromstring(body, _SAFE_XML)
+    except etree.XMLSyntaxError as exc:
+        raise TransportError(f"ONVIF answered {resp.status} with no SOAP: {exc}") from exc
+    fault = next(root.iter("{*}Fault"), None)
+    if fault is not None:
+        text = " ".join(t.strip() for t in fault.itertext() if t.strip())
+        if "notauthorized" in text.lower().replace(" ", "") or resp.status == 401:
+            raise AuthenticationFailed(f"ONVIF refused the credentials: {text}")
+        raise TransportError(f"ONVIF request failed: {text}")
+    reply = next(root.iter("{*}GetDeviceInformationResponse"), None)
+    if reply is None:
+        raise TransportError(f"ONVIF answered {resp.status} without device information")
+
+    def field(name: str) -> str | None:
+        el = next(reply.iterchildren(f"{{*}}{name}"), None)
+        return el.text.strip() if el is not None and el.text and el.text.strip() else None
+
+    return DeviceInfo(
+        manufacturer=field("Manufacturer"),
+        model=field("Model"),
+        firmware=field("FirmwareVersion"),
+        serial=field("SerialNumber"),
+        hardware_id=field("HardwareId"),
     )

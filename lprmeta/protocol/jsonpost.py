@@ -166,8 +166,11 @@ class _Fields:
         return self.index.get(canonical)
 
     def get(self, canonical: str) -> Any:
-        key = self.key(canonical)
-        value = self.body.get(key) if key is not None else None
+        # Most canonical fields are absent from any one body: answer those at once.
+        key = self.key(canonical) if self.fields else self._keys.get(canonical)
+        if key is None:
+            return None
+        value = self.body.get(key)
         return None if is_none(value) else value
 
     def text(self, canonical: str) -> str | None:

@@ -15,6 +15,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from ..errors import PayloadError
 
 __all__ = [
@@ -159,6 +161,10 @@ def lenient_json(data: bytes | str) -> Any:
 
     Raises :class:`PayloadError` when even the repaired text is not JSON.
     """
+    try:
+        return orjson.loads(data)  # the common case, valid JSON: fast, straight from bytes
+    except orjson.JSONDecodeError:
+        pass  # not UTF-8, a BOM, or the guide's mistakes: the careful path below
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError as exc:
