@@ -204,8 +204,13 @@ def run_ffmpeg(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for p in procs:
             p.terminate()
+        deadline = time.monotonic() + 5
         for p in procs:
-            p.wait(15)
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()  # blocked on a silent stream; SIGTERM waits for data
+                p.wait(5)
         sim.stop()
     return {
         "processes": len(procs),

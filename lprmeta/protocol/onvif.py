@@ -324,36 +324,35 @@ def _child(el: Any, tag: str) -> Any | None:
     return next(el.iterchildren(tag), None)
 
 
-def _items(el: Any | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if el is None:
-        return out
-    for item in el.iterchildren("{*}SimpleItem"):
-        name = item.get("Name")
-        if name:
-            out[name] = item.get("Value", "")
-    for item in el.iterchildren("{*}ElementItem"):
-        name = item.get("Name")
-        if name:
-            # Structured values (e.g. a shape) are kept as their text; rarely used by LPR.
-            out[name] = "".join(item.itertext()).strip()[:1024]
-    return out
-
 
 def _notification(nm: Any) -> Notification:
-    outer = _child(nm, "{*}Message")  # wsnt:Message wraps tt:Message
-    message = _child(outer, "{*}Message") if outer is not None else None
-    if message is None:
-        message = outer
+    """One NotificationMessage: its topic, its tt:Message's attributes, and the items of
+    the message's Source, Key and Data, found in one pass over its items."""
+    parts: dict[str, dict[str, str]] = {"Source": {}, "Key": {}, "Data": {}}
+    message: Any | None = None
+    for item in nm.iter("{*}SimpleItem", "{*}ElementItem"):
+        parent = item.getparent()
+        bucket = parts.get(_local(parent.tag))
+        name = item.get("Name")
+        if bucket is None or not name:
+            continue  # items outside Source/Key/Data, or nameless
+        message = parent.getparent()
+        if _local(item.tag) == "SimpleItem":
+            bucket[name] = item.get("Value", "")
+        else:  # structured (e.g. a shape): kept as its text; rarely used by LPR
+            bucket[name] = "".join(item.itertext()).strip()[:1024]
+    if message is None:  # no items: find tt:Message (wrapped in wsnt:Message) directly
+        outer = _child(nm, "{*}Message")
+        message = _child(outer, "{*}Message") if outer is not None else None
+        message = outer if message is None else message
     topic = _child(nm, "{*}Topic")
-    parts = {} if message is None else {_local(c.tag): c for c in message.iterchildren()}
     return Notification(
         topic=(topic.text or "").strip() if topic is not None else "",
         utc_time=message.get("UtcTime") if message is not None else None,
         operation=message.get("PropertyOperation") if message is not None else None,
-        source=_items(parts.get("Source")),
-        key=_items(parts.get("Key")),
-        data=_items(parts.get("Data")),
+        source=parts["Source"],
+        key=parts["Key"],
+        data=parts["Data"],
     )
 
 
