@@ -157,3 +157,97 @@ host = "127.0.0.9"
     assert len(gets) == 3  # every 4th read was a GET, plate only
     assert b"HTTP push failed" not in sim_err
     assert b"push-pw-secret" not in err + sim_err
+
+
+async def test_run_over_tcp_korean_plate_2mb_picture_401_and_a_cut_packet(
+    tmp_path: Path,
+) -> None:
+    """``lprmeta run`` (a real process) against the simulated camera (driven from here)."""
+    import asyncio
+
+    from lprmeta.simulator import ReadFactory, TcpCameraServer, fake_jpeg
+
+    good, locked = TcpCameraServer(password="tcp-e2e-pw"), TcpCameraServer(password="other")
+    await good.start()
+    await locked.start()
+    config = tmp_path / "lprmeta.toml"
+    config.write_text(
+        f"""
+[output]
+snapshot_dir = "snaps"
+[bus]
+dedup_window = 0
+[[cameras]]
+name = "lane-k"
+host = "127.0.0.1"
+password = "tcp-e2e-pw"
+  [cameras.tcp]
+  port = {good.port}
+  backoff_initial = 0.1
+  backoff_max = 0.5
+[[cameras]]
+name = "lane-401"
+host = "127.0.0.1"
+password = "tcp-e2e-pw"
+  [cameras.tcp]
+  port = {locked.port}
+  login_retry = 300
+"""
+    )
+    run = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lprmeta",
+        "run",
+        "--config",
+        str(config),
+        "--log-format",
+        "json",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert run.stdout is not None
+    factory = ReadFactory(seed=30)
+    try:
+        await good.wait_for_clients(1, timeout=20)
+        korean = factory.next(plate="부산02가1234")
+        big = factory.next(plate="BIG2MB")
+        big = type(big)(
+            **{
+                **{f: getattr(big, f) for f in big.__dataclass_fields__},
+                "full_jpeg": fake_jpeg(2 * 1024 * 1024, seed=31),
+            }
+        )
+        await good.send_read(korean)
+        await good.send_read(big)
+        half = ReadFactory(seed=32, picture_bytes=200_000).next(plate="HALFREAD")
+        good.faults.cut_next_send_at = 30_000  # the camera drops mid-packet...
+        await good.send_read(half)
+        await good.wait_for_clients(1, timeout=20)  # ...and lprmeta reconnects
+        whole = factory.next(plate="AFTERCUT")
+        await good.send_read(whole)
+        lines = [check_line(await asyncio.wait_for(run.stdout.readline(), 20)) for _ in range(3)]
+    finally:
+        run.send_signal(signal.SIGTERM)
+        rest, err = await asyncio.wait_for(run.communicate(), 15)
+        await good.close()
+        await locked.close()
+    assert run.returncode == 0, err.decode()[-2000:]
+    lines += [check_line(x) for x in rest.splitlines()]
+    assert [x["plate"] for x in lines] == ["부산02가1234", "BIG2MB", "AFTERCUT"]  # no half read
+    sent = {"부산02가1234": korean, "BIG2MB": big, "AFTERCUT": whole}
+    for line in lines:
+        files = {(tmp_path / i["path"]).read_bytes() for i in line["images"]}
+        assert {hashlib.sha256(f).hexdigest() for f in files} == sent[
+            line["plate"]
+        ].picture_hashes()
+    full = next(i for i in lines[1]["images"] if i["role"] == "full")
+    assert full["bytes"] == 2 * 1024 * 1024
+    logs = [json.loads(r) for r in err.decode().splitlines()]
+    rejected = [r for r in logs if r.get("state", "").startswith("login-rejected")]
+    assert (
+        len(rejected) == 1 and rejected[0]["camera"] == "lane-401" and locked.rejected_logins == 1
+    )
+    assert any(r.get("event", "").startswith("connection closed mid-packet") for r in logs)
+    assert b"tcp-e2e-pw" not in err
