@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--json", action="store_true", help="one JSON object per camera")
     _add_logging(probe)
 
+    from .demo import add_demo_parser  # noqa: PLC0415
     from .simulator.cli import add_simulate_parser  # noqa: PLC0415
 
+    add_demo_parser(sub, _add_logging)
     add_simulate_parser(sub, _add_logging)
     return parser
 
@@ -145,9 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, level=args.log_level)
+    from .demo import cmd_demo  # noqa: PLC0415
     from .simulator.cli import cmd_simulate  # noqa: PLC0415
 
     handlers: dict[str, Any] = {
+        "demo": cmd_demo,
         "run": cmd_run,
         "check-config": cmd_check_config,
         "probe": cmd_probe,

@@ -1,0 +1,33 @@
+"""``lprmeta demo``: the README's first command, run as a user runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import check_line
+
+
+def test_demo_prints_events_from_all_three_transports(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "demo", "--duration", "9", "--interval", "0.5"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    lines = [check_line(x) for x in result.stdout.splitlines()]
+    assert {x["source"] for x in lines if x["kind"] == "plate"} == {"tcp", "http", "rtsp"}
+    assert {"parking", "counting"} <= {x["kind"] for x in lines}
+    images = [img for x in lines for img in x["images"]]
+    assert images and all(img["missing"] is None if "missing" in img else True for img in images)
+    for img in images:
+        path = tmp_path / img["path"]
+        assert path.is_relative_to(tmp_path / "lprmeta-demo-snapshots")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == img["sha256"]
+    for record in result.stderr.splitlines():  # stderr: logs only, JSON when not a terminal
+        json.loads(record)
