@@ -1,0 +1,272 @@
+"""Scale run (issue 6): one daemon, 200 simulated cameras, a third each over TCP, HTTP and
+RTSP, one read a second each with pictures.
+
+The cameras run in another process on core 1 (``_scale_sim.py``), so their cost
+is not counted; the daemon runs as ``lprmeta run`` on core 0. Reported: CPU
+(% of one core), RSS, events/s, latency from the camera sending a read to its
+JSON line, pictures saved against pictures sent, and events lost (must be 0).
+
+``--soak-minutes N`` (N >= 30 for the real thing) runs the same load for N
+minutes and reports RSS and open file descriptors every minute; memory and
+descriptors must stay flat (growth under 5% after a warm-up of a sixth of the run).
+
+Saved pictures are counted and deleted as the run goes (only files: the daemon
+keeps the directories it made), so a long run does not fill the disk.
+
+    python bench/scale_bench.py [--cameras 200] [--seconds 120] [--soak-minutes 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    ROOT,
+    LineReader,
+    cpu_seconds,
+    machine,
+    open_fds,
+    percentiles,
+    pin,
+    rss_mib,
+    save,
+    start_daemon,
+    table,
+    wait_for_log,
+)
+
+
+class Sim:
+    def __init__(self, tcp: int, rtsp: int, http: int, target: str, seconds: float) -> None:
+        cmd = [
+            sys.executable, str(ROOT / "bench" / "_scale_sim.py"),
+            "--tcp", str(tcp), "--rtsp", str(rtsp), "--http", str(http),
+            "--http-target", target, "--seconds", str(seconds),
+        ]
+        if (os.cpu_count() or 1) >= 2:
+            cmd = ["taskset", "-c", "1", *cmd]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        self.ready: dict[str, Any] = {}
+        self.consumers = 0
+        self.sent: dict[str, tuple[float, int]] = {}
+        self.done: dict[str, int] = {}
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(120):
+            raise RuntimeError("simulator did not start")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "ready" in msg:
+                self.ready = msg["ready"]
+                self._ready.set()
+            elif "consumers" in msg:
+                self.consumers = msg["consumers"]
+            elif "sent" in msg:
+                for plate, t, pictures in msg["sent"]:
+                    self.sent[plate] = (t, pictures)
+            elif "done" in msg:
+                self.done = msg["done"]
+                self._done.set()
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(60)
+
+
+class PictureCounter(threading.Thread):
+    """Counts (and deletes) the pictures the daemon has saved."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.count = 0
+        self.stop = threading.Event()
+
+    def sweep(self) -> None:
+        for path in self.root.rglob("*.jpg"):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            self.count += 1
+
+    def run(self) -> None:
+        while not self.stop.wait(5):
+            self.sweep()
+
+
+def config(work: Path, ready: dict[str, Any], http_port: int, n_http: int) -> Path:
+    parts = [
+        f'[output]\nsnapshot_dir = "snaps"\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
+        'max_body = 4194304\n'
+    ]
+    for i, port in enumerate(ready["tcp"]):
+        parts.append(
+            f'[[cameras]]\nname = "scale-t{i:03d}"\nhost = "127.0.0.1"\n'
+            f'password = "sim-password"\n  [cameras.tcp]\n  port = {port}\n'
+        )
+    for i, (rtsp_port, web_port) in enumerate(ready["rtsp"]):
+        parts.append(
+            f'[[cameras]]\nname = "scale-r{i:03d}"\nhost = "127.0.0.1"\nhttp_port = {web_port}\n'
+            f'password = "sim-password"\n  [cameras.rtsp]\n'
+            f'  url = "rtsp://127.0.0.1:{rtsp_port}/onvif/metadata"\n'
+        )
+    for i in range(n_http):
+        parts.append(
+            f'[[cameras]]\nname = "scale-h{i:03d}"\nhost = "127.0.0.1"\n'
+            f'  [cameras.http]\n  path = "/lpr/scale-h{i:03d}"\n'
+        )
+    path = work / "scale.toml"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cameras", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--soak-minutes", type=float, default=0)
+    args = ap.parse_args()
+    pin({1})
+    seconds = args.soak_minutes * 60 if args.soak_minutes else args.seconds
+    n_tcp = n_http = args.cameras // 3
+    n_rtsp = args.cameras - n_tcp - n_http
+    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-scale-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        http_port = s.getsockname()[1]
+    sim = Sim(n_tcp, n_rtsp, n_http, f"http://127.0.0.1:{http_port}/lpr/", seconds)
+    daemon = start_daemon(config(work, sim.ready, http_port, n_http), work, core=0)
+    arrivals: dict[str, float] = {}
+    missing_pictures = [0]
+
+    def on_line(line: dict[str, Any], t: float) -> None:
+        if line["kind"] == "plate" and line["plate"]:
+            arrivals[line["plate"]] = t
+            missing_pictures[0] += sum(1 for i in line["images"] if i.get("missing"))
+
+    LineReader(daemon.stdout, on_line).start()
+    counter = PictureCounter(work / "snaps")
+    samples: list[dict[str, float]] = []
+    try:
+        wait_for_log(daemon, b"lprmeta running")
+        deadline = time.monotonic() + 120
+        while sim.consumers < n_tcp + n_rtsp:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {sim.consumers} cameras connected")
+            time.sleep(0.5)
+        time.sleep(2)
+        counter.start()
+        c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        sim.go()
+        next_sample = t0 + (60 if args.soak_minutes else 10)
+        rss_max = 0.0
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1)
+            rss_max = max(rss_max, rss_mib(daemon.pid))
+            if time.monotonic() >= next_sample:
+                sample = {
+                    "minute": round((time.monotonic() - t0) / 60, 1),
+                    "rss_mib": round(rss_mib(daemon.pid), 1),
+                    "fds": open_fds(daemon.pid),
+                    "events": len(arrivals),
+                }
+                samples.append(sample)
+                if args.soak_minutes:
+                    print(json.dumps(sample), flush=True)
+                next_sample += 60 if args.soak_minutes else 10
+        wall = time.monotonic() - t0
+        cpu = (cpu_seconds(daemon.pid) - c0) / wall * 100
+        sim._done.wait(60)
+        time.sleep(5)  # the last pictures and lines
+        counter.stop.set()
+        counter.join()
+        counter.sweep()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        sim.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    lat = [(arrivals[p] - t) * 1000 for p, (t, _) in sim.sent.items() if p in arrivals]
+    sent_pictures = sum(n for _, n in sim.sent.values())
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "cameras": {"tcp": n_tcp, "rtsp": n_rtsp, "http": n_http},
+        "seconds": round(wall, 1),
+        "reads_sent": len(sim.sent),
+        "events": len(lat),
+        "events_per_s": round(len(lat) / wall, 1),
+        "lost": len(sim.sent) - len(lat),
+        "cpu_percent": round(cpu, 1),
+        "rss_mib_max": round(rss_max, 1),
+        "latency_ms": {k: round(v, 2) for k, v in percentiles(lat).items()},
+        "pictures_sent": sent_pictures,
+        "pictures_saved": counter.count,
+        "pictures_missing": missing_pictures[0],
+        "samples": samples,
+    }
+    if args.soak_minutes and len(samples) >= 3:
+        warm = samples[max(1, len(samples) // 6)]
+        last = samples[-1]
+        result["soak"] = {
+            "rss_growth_percent": round((last["rss_mib"] / warm["rss_mib"] - 1) * 100, 2),
+            "fd_growth_percent": round((last["fds"] / warm["fds"] - 1) * 100, 2),
+            "warm_minute": warm["minute"],
+        }
+    save("soak" if args.soak_minutes else "scale", result)
+    print(f"Scale run on {result['machine']}: {args.cameras} cameras ({n_tcp} TCP, {n_rtsp} "
+          f"RTSP, {n_http} HTTP), 1 read/s each with pictures, {wall:.0f} s")
+    rows = [
+        ("daemon CPU", f"{cpu:.0f}% of a core", "", ""),
+        ("daemon RSS (max)", f"{rss_max:.0f} MiB", "", ""),
+        ("events/s", f"{len(lat) / wall:.0f}", "", ""),
+        ("camera send -> JSON line, p50", f"{result['latency_ms']['p50']:.1f} ms", "", ""),
+        ("camera send -> JSON line, p99", f"{result['latency_ms']['p99']:.1f} ms", "", ""),
+        ("pictures saved / sent", f"{counter.count} / {sent_pictures}", "all",
+         _ok(counter.count == sent_pictures)),
+        ("events lost", f"{result['lost']} of {len(sim.sent)}", "0", _ok(result["lost"] == 0)),
+    ]
+    if "soak" in result:
+        soak = result["soak"]
+        rows += [
+            (f"RSS growth after minute {soak['warm_minute']:g}",
+             f"{soak['rss_growth_percent']:+.1f}%", "< 5%", _ok(soak["rss_growth_percent"] < 5)),
+            ("open descriptors growth", f"{soak['fd_growth_percent']:+.1f}%", "< 5%",
+             _ok(soak["fd_growth_percent"] < 5)),
+        ]
+    print(table(rows))
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+if __name__ == "__main__":
+    main()
