@@ -1,0 +1,97 @@
+"""Every benchmark, one table: ``python bench/run_all.py`` (about 10 minutes).
+
+Runs, one after the other (each on an otherwise idle machine):
+
+* ``http_bench.py``: the HTTP receiver, POSTs with two pictures (issue 4);
+* ``rtsp_bench.py``: 200 RTSP metadata streams, and ffmpeg per camera (issue 5);
+* ``scale_bench.py``: 200 cameras over TCP, HTTP and RTSP in one daemon (issue 6).
+
+Each prints its own table and writes ``bench/results/<name>.json``; this script
+then prints the figures side by side with their targets and writes
+``bench/results/all.json``. ``--quick`` runs each for a short time (a smoke test,
+not figures to quote); ``--soak-minutes 30`` adds the long soak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from _common import RESULTS, ROOT, machine, save, table
+
+
+def run(script: str, *args: str) -> dict[str, Any]:
+    print(f"\n=== {script} {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], check=True, cwd=ROOT)
+    name = {"http_bench.py": "http", "rtsp_bench.py": "rtsp", "scale_bench.py": "scale"}[script]
+    if "--soak-minutes" in args:
+        name = "soak"
+    return json.loads((RESULTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    ap.add_argument("--soak-minutes", type=float, default=0)
+    args = ap.parse_args()
+    short = args.quick
+    http = run("http_bench.py", "--seconds", "5" if short else "20")
+    rtsp = run(
+        "rtsp_bench.py",
+        *(["--cameras", "40", "--seconds", "10"] if short else ["--seconds", "60"]),
+    )
+    scale_args = ["--cameras", "30", "--seconds", "15"] if short else ["--seconds", "120"]
+    scale = run("scale_bench.py", *scale_args)
+    soak = (
+        run("scale_bench.py", "--soak-minutes", str(args.soak_minutes))
+        if args.soak_minutes
+        else None
+    )
+
+    def ok(flag: bool) -> str:
+        return "yes" if flag else "NO"
+
+    p, a, f = rtsp["plates"], rtsp["analytics"], rtsp["ffmpeg"]
+    ratio = f["pss_mib"] / p["pss_mib"] if f else float("nan")
+    rows = [
+        ("HTTP: POSTs/s with 2 pictures (1 core)", f"{http['throughput_posts_per_s']:.0f}",
+         ">= 1000", ok(http["throughput_posts_per_s"] >= 1000)),
+        (f"HTTP: request -> line p99 at {http['rate']:.0f}/s",
+         f"{http['line_latency_ms']['p99']:.1f} ms", "< 20 ms",
+         ok(http["line_latency_ms"]["p99"] < 20)),
+        (f"RTSP: {p['streams']} streams, {p['docs_per_s']:.0f} docs/s: CPU",
+         f"{p['cpu_percent']:.0f}%", "<= 40%", ok(p["cpu_percent"] <= 40)),
+        ("RTSP: RSS", f"{p['rss_mib_max']:.0f} MiB", "<= 120 MiB", ok(p["rss_mib_max"] <= 120)),
+        ("RTSP: last fragment -> line p99", f"{p['latency_ms']['p99']:.1f} ms", "< 20 ms",
+         ok(p["latency_ms"]["p99"] < 20)),
+        ("RTSP, 90% scene descriptions: CPU", f"{a['cpu_percent']:.0f}%", "<= 40%",
+         ok(a["cpu_percent"] <= 40)),
+        ("RTSP: memory of ffmpeg per camera / daemon", f"{ratio:.1f}x", ">= 5x", ok(ratio >= 5)),
+        ("Scale, 200 cameras x 1 read/s: CPU", f"{scale['cpu_percent']:.0f}%", "", ""),
+        ("Scale: RSS", f"{scale['rss_mib_max']:.0f} MiB", "", ""),
+        ("Scale: send -> line p50 / p99",
+         f"{scale['latency_ms']['p50']:.1f} / {scale['latency_ms']['p99']:.1f} ms", "", ""),
+        ("Scale: pictures saved / sent",
+         f"{scale['pictures_saved']} / {scale['pictures_sent']}", "all",
+         ok(scale["pictures_saved"] == scale["pictures_sent"])),
+        ("Scale: events lost", str(scale["lost"]), "0", ok(scale["lost"] == 0)),
+    ]
+    if soak and "soak" in soak:
+        rows += [
+            (f"Soak {args.soak_minutes:g} min: RSS growth",
+             f"{soak['soak']['rss_growth_percent']:+.1f}%", "< 5%",
+             ok(soak["soak"]["rss_growth_percent"] < 5)),
+            ("Soak: descriptor growth", f"{soak['soak']['fd_growth_percent']:+.1f}%", "< 5%",
+             ok(soak["soak"]["fd_growth_percent"] < 5)),
+        ]
+    save("all", {"machine": machine(), "quick": short, "http": http, "rtsp": rtsp,
+                 "scale": scale, "soak": soak})
+    print(f"\n=== All benchmarks on {machine()}{' (quick: not figures to quote)' if short else ''}")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

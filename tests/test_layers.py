@@ -1,0 +1,106 @@
+"""Imports point one way (STYLE.md): events, errors <- protocol <- bus <- inputs, snapshots,
+sinks <- daemon <- cli. The parsers under protocol/ stay sans-IO: no asyncio, aiohttp,
+av, sockets, threads or logging. Checked on the source, function-level imports included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "lprmeta"
+IO = {"asyncio", "aiohttp", "av", "socket", "threading", "selectors", "structlog", "logging"}
+
+# module prefix -> what it must not import (top-level names or lprmeta submodules)
+RULES: dict[str, set[str]] = {
+    "lprmeta.events": {
+        "lprmeta.protocol",
+        "lprmeta.bus",
+        "lprmeta.inputs",
+        "lprmeta.sinks",
+        "lprmeta.daemon",
+        "lprmeta.cli",
+        "lprmeta.config",
+        *IO,
+    },
+    "lprmeta.errors": {
+        "lprmeta.events",
+        "lprmeta.protocol",
+        "lprmeta.bus",
+        "lprmeta.inputs",
+        "lprmeta.daemon",
+        "lprmeta.cli",
+        *IO,
+    },
+    "lprmeta.protocol": {
+        "lprmeta.bus",
+        "lprmeta.inputs",
+        "lprmeta.sinks",
+        "lprmeta.daemon",
+        "lprmeta.cli",
+        "lprmeta.snapshots",
+        "lprmeta.log",
+        "lprmeta.simulator",
+        *IO,
+    },
+    "lprmeta.firmware": {"lprmeta.inputs", "lprmeta.daemon", *IO},
+    "lprmeta.bus": {
+        "lprmeta.inputs",
+        "lprmeta.sinks",
+        "lprmeta.snapshots",
+        "lprmeta.daemon",
+        "lprmeta.cli",
+    },
+    "lprmeta.inputs": {"lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli", "lprmeta.simulator"},
+    "lprmeta.sinks": {"lprmeta.inputs", "lprmeta.daemon", "lprmeta.cli", "lprmeta.simulator"},
+    "lprmeta.snapshots": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
+    "lprmeta.daemon": {"lprmeta.cli", "lprmeta.simulator"},
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute names of everything a module imports, anywhere in it."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            out.add(target)
+            out.update(f"{target}.{alias.name}" for alias in node.names)
+    return out
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_imports_point_one_way(path: Path) -> None:
+    name = module_name(path)
+    forbidden = set().union(*(f for prefix, f in RULES.items() if name.startswith(prefix)))
+    bad = sorted(
+        imp for imp in imports(path) for f in forbidden if imp == f or imp.startswith(f + ".")
+    )
+    assert not bad, f"{name} imports {bad}"
+
+
+def test_the_rules_see_imports() -> None:
+    # The walk must find relative, function-level imports: daemon imports inputs in a method.
+    assert "lprmeta.inputs.rtsp.RtspInput" in imports(PACKAGE / "daemon.py")
+    assert "lprmeta.errors" in imports(PACKAGE / "protocol" / "tcp.py")
