@@ -25,6 +25,7 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import aiohttp
 from aiohttp import web
 
 from ..config import CameraConfig, Config, HttpConfig
@@ -44,6 +45,7 @@ from ..storage import safe_part
 
 __all__ = ["HttpInput"]
 
+MAX_READING = 64  # request bodies read at once (each held whole in memory)
 _JSON_TYPES = {"application/json", "text/json", "text/plain", "application/octet-stream", ""}
 _FORM = "application/x-www-form-urlencoded"
 
@@ -78,6 +80,7 @@ class HttpInput:
         self._unknown_logged: set[str] = set()
         self.port: int | None = None
         self.inflight = 0
+        self._reading = asyncio.Semaphore(MAX_READING)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -86,7 +89,12 @@ class HttpInput:
     async def start(self) -> None:
         app = web.Application(client_max_size=self.cfg.max_body)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # aiohttp closes a connection that has not delivered a whole request within its
+        # keep-alive timeout, counted from the connection's start or its last response:
+        # with read_timeout there, a client dribbling headers (slow-loris) is cut off too.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=self.cfg.read_timeout
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port, backlog=1024)
         try:
@@ -216,8 +224,24 @@ class HttpInput:
                 415, f"content type {ctype!r} not accepted; send application/json", None, request
             )
         try:
-            async with asyncio.timeout(self.cfg.read_timeout):
+            # At most MAX_READING bodies are read at once: each is held whole in memory
+            # (up to max_body); the others wait, their bytes held back by flow control.
+            async with asyncio.timeout(self.cfg.read_timeout), self._reading:
                 body = await request.read()
+        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+            # The camera hung up mid-body: nothing to answer, nothing emitted.
+            n = self.stats.inc("http_aborted")
+            if n == 1 or n % 100 == 0:
+                self._log.warning(
+                    "client disconnected before its body arrived",
+                    peer=request.remote,
+                    path=request.path,
+                    error=type(exc).__name__,
+                    aborted=n,
+                )
+            # Nobody is left to read a reply; returning (not raising) keeps aiohttp from
+            # logging an error for what was counted and reported just now.
+            return web.Response(status=400, text="client disconnected mid-body")
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, f"body larger than {self.cfg.max_body} bytes", None, request)
         except TimeoutError:
