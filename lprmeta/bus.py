@@ -219,7 +219,7 @@ class Bus:
         for sub in self._subs:
             if not sub.offer(event):
                 sub.dropped += 1
-                n = self.stats.inc(f"dropped:{sub.name}")
+                n = self.stats.inc(f"dropped:{sub.name}", event.camera)
                 if n == 1 or n % 1000 == 0:
                     self._log.warning(
                         "sink queue full, event dropped for this sink",

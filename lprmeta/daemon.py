@@ -116,7 +116,19 @@ class Daemon:
 
     def deliver(self, event: Event) -> None:
         """Save the event's in-payload pictures, then publish it. What inputs call."""
-        self.bus.publish(self.store.attach(event))
+        saved = self.store.attach(event)
+        if event.pictures:
+            unsaved = sum(1 for ref in saved.images[-len(event.pictures) :] if ref.missing)
+            if unsaved:
+                n = self.stats.inc("pictures_unsaved", event.camera, unsaved)
+                if n == unsaved or n % 100 < unsaved:  # the first time, then now and then
+                    self._log.error(
+                        "pictures could not be saved; events go out without them",
+                        camera=event.camera,
+                        reason=saved.images[-1].missing,
+                        unsaved=n,
+                    )
+        self.bus.publish(saved)
 
     def stop(self) -> None:
         """Ask the daemon to shut down (safe to call from a signal handler)."""
@@ -136,7 +148,7 @@ class Daemon:
         if self.config.output.stdout:
             sinks.append(
                 (
-                    JsonlSink(self._stdout),
+                    JsonlSink(self._stdout, stats=self.stats),
                     self._bus.subscribe("stdout", maxsize=self.config.output.queue_size),
                 )
             )

@@ -47,8 +47,9 @@ async def test_full_queue_drops_for_that_sink_only_counted_and_logged() -> None:
     assert len(drain(fast)) == 5
     assert [e.plate for e in drain(slow)] == ["P0", "P1"]
     assert slow.dropped == 3
-    assert bus.stats.get("dropped:slow") == 3
-    assert bus.stats.get("dropped:fast") == 0
+    assert bus.stats.total("dropped:slow") == 3  # per camera, as every counter
+    assert bus.stats.snapshot()[plate("x").camera]["dropped:slow"] == 3
+    assert bus.stats.total("dropped:fast") == 0
     warnings = [rec for rec in logs if rec["log_level"] == "warning"]
     assert len(warnings) == 1 and warnings[0]["sink"] == "slow"  # logged once, counted always
 

@@ -118,6 +118,53 @@ async def test_pipe_sink_writes_every_line_before_exit(tmp_path: Path) -> None:
     assert [json.loads(x)["plate"] for x in got] == [f"P{i}" for i in range(2000)]
 
 
+def test_lines_are_valid_json_whatever_a_camera_sent() -> None:
+    from lprmeta.sinks.jsonl import encode_line
+
+    event = Event(
+        kind=Kind.EVENT,
+        camera="c",
+        source=Source.HTTP,
+        raw={"big": 2**70, "nan": float("nan"), "inf": float("-inf"), "nested": [{"x": 2**80}]},
+    )
+    line = json.loads(encode_line(event))  # found by fuzzing: orjson refuses 2**70
+    assert line["raw"] == {
+        "big": str(2**70),
+        "nan": None,
+        "inf": None,
+        "nested": [{"x": str(2**80)}],
+    }
+
+
+async def test_an_event_that_cannot_be_written_is_counted_not_fatal(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    loop: dict[str, object] = {}
+    loop["self"] = loop  # no encoder can write this
+    async with Daemon(make_config(tmp_path, bus={"dedup_window": 0}), stdout=out) as d:
+        d.deliver(Event(kind=Kind.EVENT, camera="c", source=Source.TCP, raw=loop))
+        d.deliver(ev("AFTER"))
+    assert [json.loads(x)["plate"] for x in out.getvalue().splitlines()] == ["AFTER"]
+    assert d.stats.get("unencodable:stdout", "c") == 1
+
+
+async def test_counters_per_camera_in_the_api_and_logged_periodically(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        async with Daemon(
+            make_config(tmp_path, bus={"dedup_window": 5}), stdout=io.BytesIO(), stats_interval=0.2
+        ) as d:
+            d.deliver(ev("SAME"))
+            d.deliver(ev("SAME"))  # a duplicate: not emitted, counted
+            await asyncio.sleep(0.5)
+            snapshot = d.stats.snapshot()
+    assert snapshot["c"]["received"] == 2 and snapshot["c"]["duplicates"] == 1
+    periodic = [r for r in logs if r["event"] == "counters"]
+    assert periodic and periodic[0]["log_level"] == "info"
+    assert periodic[0]["counters"]["c"]["duplicates"] == 1
+    assert len(periodic) == 1  # logged when they change, not every interval
+
+
 async def test_bad_hook_fails_start_with_config_error(tmp_path: Path) -> None:
     config = make_config(tmp_path, hooks=[{"target": "tests.sinks.sample_hooks:missing"}])
     with pytest.raises(ConfigError, match=r"hooks\[0\].target"):

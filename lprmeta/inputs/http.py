@@ -19,9 +19,6 @@ belongs to; parsing is :mod:`lprmeta.protocol.http`'s.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,6 +29,7 @@ from ..config import CameraConfig, Config, HttpConfig
 from ..errors import PayloadError
 from ..events import Event
 from ..log import get_logger
+from ..protocol.auth import check_basic
 from ..protocol.http import (
     decode_body,
     device_of,
@@ -154,20 +152,10 @@ class HttpInput:
     def _authorized(self, request: web.Request) -> bool:
         if not self.cfg.username:
             return True
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = (
-                base64.b64decode(token, validate=True).decode("utf-8").partition(":")
-            )
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return False
-        # Both compared, always, in constant time: no early exit on the user name.
-        ok_user = hmac.compare_digest(user.encode(), self.cfg.username.encode())
-        ok_pass = hmac.compare_digest(password.encode(), self.cfg.password.get().encode())
-        return ok_user and ok_pass
+        # Both the user name and the password compared, always, in constant time.
+        return check_basic(
+            request.headers.get("Authorization"), self.cfg.username, self.cfg.password.get()
+        )
 
     def _camera_for(
         self, path: str, peer: str | None, body_device: str | None

@@ -52,8 +52,9 @@ def parse_speed(value: object) -> float | None:
     if is_none(value) or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if isinstance(value, str) and (m := _SPEED.match(value)):
+        speed = float(value) if abs(value) < 1e300 else math.inf
+        return speed if 0 <= speed < math.inf else None
+    if isinstance(value, str) and len(value) < 64 and (m := _SPEED.match(value)):
         speed = float(m["num"])
         if (m["unit"] or "").lower() == "mph":
             speed = round(speed * _MPH, 2)
@@ -81,19 +82,30 @@ def parse_confidence(value: object) -> float | None:
     return round(min(number, 1.0), 4)
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def parse_int(value: object) -> int | None:
+    """An integer within 64 bits (what a JSON line may carry); anything else is None.
+
+    Cameras send numbers as numbers or strings; a value beyond any counter or
+    coordinate (found by fuzzing: ``123456789012345678901234567890``) is no value.
+    """
     if is_none(value) or isinstance(value, bool):
         return None
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) <= 20:  # int() of a huge digit string is slow as well as useless
+            try:
+                number = int(text)
+            except ValueError:
+                return None
+    return number if number is not None and _INT_MIN <= number <= _INT_MAX else None
 
 
 _TIME_FORMATS = ("%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S", "%d-%m-%Y %H:%M:%S")
@@ -127,10 +139,10 @@ def parse_time(value: object) -> datetime | None:
 
 def from_posix(value: float) -> datetime | None:
     """Seconds or milliseconds since the epoch (above 1e11 reads as milliseconds)."""
-    seconds = value / 1000 if value > 1e11 else value
     try:
+        seconds = value / 1000 if value > 1e11 else value
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
-    except OverflowError:
+    except (OverflowError, ValueError):  # beyond datetime's range, or NaN
         return None
 
 
@@ -157,15 +169,39 @@ _MISSING_COMMA = re.compile(r'("|\d|true|false|null|[}\]])(\s*\n\s*)(")')
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"'})
 
 
+# Camera JSON nests three levels at most (a parking post's data list). Deeper
+# nesting is refused: code that walks a body recurses, and Python's recursion
+# limit (1000) is below orjson's nesting limit (1024). Found by fuzzing.
+MAX_DEPTH = 32
+
+
+def _check_depth(value: Any) -> Any:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+    return value
+
+
 def lenient_json(data: bytes | str) -> Any:
     """Parse JSON, repairing the guide's own mistakes if plain parsing fails.
 
-    Raises :class:`PayloadError` when even the repaired text is not JSON.
+    Raises :class:`PayloadError` when even the repaired text is not JSON, or when
+    it nests deeper than :data:`MAX_DEPTH`.
     """
     try:
-        return orjson.loads(data)  # the common case, valid JSON: fast, straight from bytes
+        # The common case, valid JSON: fast, straight from bytes.
+        return _check_depth(orjson.loads(data))
     except orjson.JSONDecodeError:
-        pass  # not UTF-8, a BOM, or the guide's mistakes: the careful path below
+        pass  # not UTF-8, a BOM, the guide's mistakes, or too deep: the careful path below
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError as exc:
@@ -173,14 +209,16 @@ def lenient_json(data: bytes | str) -> Any:
     if text[:1] == "\ufeff" or text[-1:] == "\x00":
         text = text.lstrip("\ufeff").rstrip("\x00")
     try:
-        return json.loads(text)
+        return _check_depth(json.loads(text))
+    except RecursionError as exc:
+        raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as first:
         repaired = _MISSING_COMMA.sub(
             r"\1,\2\3", _TRAILING_COMMA.sub(r"\1", text.translate(_SMART_QUOTES))
         )
         try:
-            return json.loads(repaired)
-        except json.JSONDecodeError:
+            return _check_depth(json.loads(repaired))
+        except (json.JSONDecodeError, RecursionError):
             raise PayloadError(
                 f"payload is not JSON: {first.msg} (line {first.lineno} column {first.colno})",
                 offset=first.pos,

@@ -64,6 +64,8 @@ class RtspFaults:
     cut_next_document_after: int | None = None
     # Refuse new connections (closed at once).
     refuse: bool = False
+    # Hang up when asked to PLAY (as cameras do at their session limit).
+    close_on_play: bool = False
 
 
 @dataclass(eq=False)
@@ -316,6 +318,9 @@ class RtspCameraServer:
                         for s in conn.sessions:  # RTCP from the client: it is alive
                             s.touch()
                     elif isinstance(msg, Request):
+                        if msg.method == "PLAY" and self.faults.close_on_play:
+                            writer.transport.abort()
+                            break
                         conn.send(self._respond(msg, conn))
         except (ConnectionError, OSError, ProtocolError):
             pass

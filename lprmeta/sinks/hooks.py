@@ -84,9 +84,9 @@ class HookSink:
                 else:
                     fut = thread.submit(functools.partial(self.fn, event))
                     await asyncio.wrap_future(fut)
-            self.stats.inc(f"hook_calls:{self.name}")
+            self.stats.inc(f"hook_calls:{self.name}", event.camera)
         except TimeoutError:
-            n = self.stats.inc(f"hook_timeouts:{self.name}")
+            n = self.stats.inc(f"hook_timeouts:{self.name}", event.camera)
             self._log.error(
                 "hook did not finish in time; skipped for this event",
                 id=event.id,
@@ -95,7 +95,7 @@ class HookSink:
                 timeouts=n,
             )
         except Exception as exc:  # noqa: BLE001  # a user's hook may raise anything
-            n = self.stats.inc(f"hook_errors:{self.name}")
+            n = self.stats.inc(f"hook_errors:{self.name}", event.camera)
             self._log.error(
                 "hook raised",
                 id=event.id,

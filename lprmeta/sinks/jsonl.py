@@ -29,6 +29,7 @@ from ..bus import Subscription
 from ..errors import SinkError
 from ..events import Event
 from ..log import get_logger
+from ..stats import Stats
 from ._worker import WorkerThread
 
 __all__ = ["JsonlSink", "encode_line"]
@@ -46,8 +47,27 @@ def encode_line(event: Event) -> bytes:
     separators=(",", ":"))`` writes for these values, at a fraction of the cost
     (measured: 13.7 -> 5.4 us a line, most of it building the dict); a float
     that is not finite becomes null, which is valid JSON (``json`` writes NaN).
+    What orjson refuses (an integer beyond 64 bits in a camera's raw fields,
+    found by fuzzing) is made representable instead: it is never an error.
     """
-    return orjson.dumps(event.to_json(), default=str, option=orjson.OPT_APPEND_NEWLINE)
+    data = event.to_json()
+    try:
+        return orjson.dumps(data, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(_representable(data), default=str, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _representable(value: object) -> object:
+    """A copy orjson can write: integers beyond 64 bits become strings."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, dict):
+        return {str(k): _representable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_representable(v) for v in value]
+    return value
 
 
 class _PipeProtocol(asyncio.Protocol):
@@ -86,9 +106,10 @@ def _is_pipe_or_socket(stream: BinaryIO) -> bool:
 class JsonlSink:
     name = "stdout"
 
-    def __init__(self, stream: BinaryIO | None = None) -> None:
+    def __init__(self, stream: BinaryIO | None = None, *, stats: Stats | None = None) -> None:
         self._stream = stream if stream is not None else sys.stdout.buffer
         self._log = get_logger("lprmeta.sinks.jsonl")
+        self.stats = stats if stats is not None else Stats()
         self.written = 0
 
     async def run(self, sub: Subscription) -> None:
@@ -97,15 +118,31 @@ class JsonlSink:
         else:
             await self._run_thread(sub)
 
-    @staticmethod
-    async def _batch(sub: Subscription) -> bytes | None:
+    async def _batch(self, sub: Subscription) -> bytes | None:
         event = await sub.get()
         if event is None:
             return None
-        batch = [encode_line(event)]
+        batch = [self._encode(event)]
         while len(batch) < _BATCH and (more := sub.get_nowait()) is not None:
-            batch.append(encode_line(more))
+            batch.append(self._encode(more))
         return b"".join(batch)
+
+    def _encode(self, event: Event) -> bytes:
+        """One line; an event that cannot be written is counted and logged, and never
+        ends the sink (which would silence every camera)."""
+        try:
+            return encode_line(event)
+        except Exception as exc:  # noqa: BLE001  # whatever it is, the others must go out
+            n = self.stats.inc("unencodable:stdout", event.camera)
+            if n == 1 or n % 100 == 0:
+                self._log.error(
+                    "event could not be written as JSON; skipped",
+                    id=event.id,
+                    camera=event.camera,
+                    error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                    skipped=n,
+                )
+            return b""
 
     async def _run_transport(self, sub: Subscription) -> None:
         loop = asyncio.get_running_loop()

@@ -39,7 +39,7 @@ async def test_hook_that_raises(tmp_path: Path) -> None:
                 await w.served(events)
             await asyncio.sleep(0.2)
     assert len(out.getvalue().splitlines()) == 3  # stdout got every event
-    assert d.stats.get("hook_errors:tests.sinks.sample_hooks:explode") == 3
+    assert d.stats.get("hook_errors:tests.sinks.sample_hooks:explode", "witness") == 3
 
 
 async def test_hook_that_blocks_for_a_minute(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ async def test_hook_that_blocks_for_a_minute(tmp_path: Path) -> None:
             assert time.monotonic() - stopping < 3
         assert len(out.getvalue().splitlines()) == 3
         assert len(sample_hooks.SEEN_SYNC) == 3  # the other hook saw every event
-        assert d.stats.get("hook_timeouts:tests.sinks.sample_hooks:hang_sync") >= 1
+        assert d.stats.get("hook_timeouts:tests.sinks.sample_hooks:hang_sync", "witness") >= 1
     finally:
         sample_hooks.RELEASE.set()
 

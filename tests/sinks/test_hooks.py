@@ -60,7 +60,7 @@ async def test_sync_and_async_hooks_see_every_event_in_order() -> None:
     )
     assert sample_hooks.SEEN_SYNC == ["A", "B", "C"]
     assert sample_hooks.SEEN_ASYNC == ["A", "B", "C"]
-    assert stats.get("hook_calls:sync") == 3
+    assert stats.total("hook_calls:sync") == 3
 
 
 async def test_raising_hook_is_logged_counted_and_isolated() -> None:
@@ -69,7 +69,7 @@ async def test_raising_hook_is_logged_counted_and_isolated() -> None:
             {"bad": sample_hooks.explode, "good": sample_hooks.record_sync}, ["A", "B"]
         )
     assert sample_hooks.SEEN_SYNC == ["A", "B"]
-    assert stats.get("hook_errors:bad") == 2
+    assert stats.total("hook_errors:bad") == 2
     errors = [r for r in logs if r["event"] == "hook raised"]
     assert len(errors) == 2 and "hook failed on A" in str(errors[0]["error"])
 
@@ -83,5 +83,5 @@ async def test_hanging_hook_times_out_and_never_blocks_others(hang: Any) -> None
     )
     sample_hooks.RELEASE.set()
     assert sample_hooks.SEEN_SYNC == ["A", "B"]
-    assert stats.get("hook_timeouts:hang") == 2
+    assert stats.total("hook_timeouts:hang") == 2
     assert loop.time() - start < 5
