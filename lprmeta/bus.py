@@ -45,9 +45,12 @@ class Subscription:
     marker always fits even when the queue is full.
     """
 
-    def __init__(self, bus: Bus, name: str, maxsize: int) -> None:
+    def __init__(
+        self, bus: Bus, name: str, maxsize: int, accept: Callable[[Event], bool] | None = None
+    ) -> None:
         self.name = name
         self.maxsize = maxsize
+        self._accept = accept
         self._bus = bus
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.dropped = 0
@@ -55,6 +58,10 @@ class Subscription:
         self._done = False  # the consumer has seen the end
 
     def offer(self, event: Event) -> bool:
+        """Queue the event; False when it had to be dropped (queue full, or ended).
+        An event the subscriber does not want (``accept``) is not a drop."""
+        if self._accept is not None and not self._accept(event):
+            return True
         if self._ended or self._queue.qsize() >= self.maxsize:
             return False
         self._queue.put_nowait(event)
@@ -135,10 +142,17 @@ class Bus:
 
     # ------------------------------------------------------------------ consumers
 
-    def subscribe(self, name: str, *, maxsize: int = 10_000) -> Subscription:
+    def subscribe(
+        self,
+        name: str,
+        *,
+        maxsize: int = 10_000,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> Subscription:
+        """A bounded queue of every event from now on (only those ``accept`` wants)."""
         if self._closed:
             raise UsageError("the bus is closed")
-        sub = Subscription(self, name, maxsize)
+        sub = Subscription(self, name, maxsize, accept)
         self._subs.append(sub)
         return sub
 

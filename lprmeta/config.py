@@ -30,10 +30,14 @@ __all__ = [
     "Config",
     "HookConfig",
     "HttpConfig",
+    "ListConfig",
+    "MetricsConfig",
+    "MqttConfig",
     "OutputConfig",
     "RtspConfig",
     "Secret",
     "TcpConfig",
+    "WebhookConfig",
     "load_config",
     "parse_config",
 ]
@@ -215,6 +219,66 @@ class HookConfig:
     target: str
     timeout: float = 5.0
     queue_size: int = 1000
+    # Only events whose plate is on one of these lists (empty: every event).
+    only_lists: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListConfig:
+    name: str
+    plates: tuple[str, ...] = ()
+    # A CSV file of plates (first column; an optional label in the second), reloaded
+    # when it changes. Relative to the working directory.
+    file: Path | None = None
+    # Edits allowed after look-alike folding (0: exact and wildcard entries only).
+    tolerance: int = 0
+    lookalikes: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    tls: bool = False
+    ca_file: Path | None = None  # CA bundle for TLS; the system's when unset
+    client_id: str = ""  # default: lprmeta-<host name>-<process id>
+    prefix: str = "lprmeta"
+    qos: int = 1
+    retain: bool = False
+    # "path": events carry picture paths (default); "binary": each picture is also
+    # published to <prefix>/<camera>/<kind>/<role>.
+    pictures: str = "path"
+    # Events held while the broker is away; beyond that they are dropped and counted.
+    buffer: int = 10_000
+    # Hold them in this file instead (they survive a restart of the daemon).
+    spool: Path | None = None
+    keepalive: int = 30
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    only_lists: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    url: str
+    # HMAC-SHA256 key: X-Lprmeta-Signature: sha256=HMAC(secret, "<timestamp>.<body>").
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    timeout: float = 5.0
+    retries: int = 5
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    queue_size: int = 1000
+    pictures: bool = False  # multipart/form-data with the pictures
+    headers: Mapping[str, Secret] = field(default_factory=dict)  # e.g. an API token
+    only_lists: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    host: str = "127.0.0.1"
+    port: int = 9108
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +288,10 @@ class Config:
     http: HttpConfig | None = None
     cameras: tuple[CameraConfig, ...] = ()
     hooks: tuple[HookConfig, ...] = ()
+    lists: tuple[ListConfig, ...] = ()
+    mqtt: MqttConfig | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+    metrics: MetricsConfig | None = None
     source: Path | None = None
 
     def camera(self, name: str) -> CameraConfig:
@@ -239,6 +307,10 @@ class Config:
         values += [c.rtsp.password for c in self.cameras if c.rtsp and c.rtsp.password]
         if self.http is not None:
             values.append(self.http.password)
+        if self.mqtt is not None:
+            values.append(self.mqtt.password)
+        for hook in self.webhooks:
+            values += [hook.secret, *hook.headers.values()]
         out: set[str] = set()
         for secret in values:
             if secret:
@@ -521,9 +593,113 @@ def _parse_hook(r: _Reader) -> HookConfig:
         target=target,
         timeout=r.number("timeout", 5.0, 0.01, 3600.0),
         queue_size=r.integer("queue_size", 1000, 1, 1_000_000),
+        only_lists=_names(r, "only_lists"),
     )
     r.finish()
     return out
+
+
+def _names(r: _Reader, key: str) -> tuple[str, ...]:
+    value = r.array(key)
+    if value is None:
+        return ()
+    if not all(isinstance(x, str) and x for x in value):
+        r.problem(key, "must be a list of list names")
+        return ()
+    return tuple(value)
+
+
+def _parse_list(r: _Reader) -> ListConfig:
+    name = r.string("name", "")
+    if not _NAME_RE.match(name):
+        r.problem("name", "is required: letters, digits, '.', '_' or '-'")
+    plates = r.array("plates") or []
+    if not all(isinstance(x, str) for x in plates):
+        r.problem("plates", "must be a list of strings")
+        plates = []
+    file = r.string("file", "")
+    if not plates and not file:
+        r.problem("plates", 'give "plates" or "file" (or both)')
+    out = ListConfig(
+        name=name,
+        plates=tuple(plates),
+        file=Path(file) if file else None,
+        tolerance=r.integer("tolerance", 0, 0, 3),
+        lookalikes=r.boolean("lookalikes", True),
+    )
+    r.finish()
+    return out
+
+
+def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
+    if r is None:
+        return None
+    pictures = r.string("pictures", "path")
+    if pictures not in ("path", "binary"):
+        r.problem("pictures", 'must be "path" or "binary"')
+    prefix = r.string("prefix", "lprmeta").strip("/")
+    if not prefix or any(ch in prefix for ch in "#+"):
+        r.problem("prefix", "must be a topic without wildcards")
+    ca_file = r.string("ca_file", "")
+    spool = r.string("spool", "")
+    out = MqttConfig(
+        host=r.string("host", "127.0.0.1"),
+        port=r.integer("port", 1883, 1, 65535),
+        username=r.string("username", ""),
+        password=Secret(r.string("password", "")),
+        tls=r.boolean("tls", False),
+        ca_file=Path(ca_file) if ca_file else None,
+        client_id=r.string("client_id", ""),
+        prefix=prefix,
+        qos=r.integer("qos", 1, 0, 2),
+        retain=r.boolean("retain", False),
+        pictures=pictures,
+        buffer=r.integer("buffer", 10_000, 1, 10_000_000),
+        spool=Path(spool) if spool else None,
+        keepalive=r.integer("keepalive", 30, 5, 3600),
+        backoff_initial=r.number("backoff_initial", 1.0, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", 60.0, 0.01, 86_400.0),
+        only_lists=_names(r, "only_lists"),
+    )
+    r.finish()
+    return out
+
+
+def _parse_webhook(r: _Reader) -> WebhookConfig:
+    url = r.string("url", "")
+    if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
+        r.problem("url", "must be an http:// or https:// URL")
+    headers: dict[str, Secret] = {}
+    h = r.sub("headers")
+    if h is not None:
+        for key, value in h.table.items():
+            h.used.add(key)
+            if not isinstance(value, str):
+                h.problem(key, "must be a string")
+            else:
+                headers[key] = Secret(value)
+    out = WebhookConfig(
+        url=url,
+        secret=Secret(r.string("secret", "")),
+        timeout=r.number("timeout", 5.0, 0.1, 600.0),
+        retries=r.integer("retries", 5, 0, 100),
+        backoff_initial=r.number("backoff_initial", 0.5, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", 30.0, 0.01, 86_400.0),
+        queue_size=r.integer("queue_size", 1000, 1, 1_000_000),
+        pictures=r.boolean("pictures", False),
+        headers=headers,
+        only_lists=_names(r, "only_lists"),
+    )
+    r.finish()
+    return out
+
+
+def _parse_metrics(r: _Reader | None) -> MetricsConfig | None:
+    if r is None:
+        return None
+    host, port = _parse_listen(r, "127.0.0.1", 9108)
+    r.finish()
+    return MetricsConfig(host=host, port=port)
 
 
 def _array_of_tables(root: _Reader, name: str, parse: Callable[[_Reader], _T | None]) -> list[_T]:
@@ -549,7 +725,23 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Conf
     http = _parse_http(root.sub("http"))
     cameras = _array_of_tables(root, "cameras", _parse_camera)
     hooks = _array_of_tables(root, "hooks", _parse_hook)
+    lists = _array_of_tables(root, "lists", _parse_list)
+    mqtt = _parse_mqtt(root.sub("mqtt"))
+    webhooks = _array_of_tables(root, "webhooks", _parse_webhook)
+    metrics = _parse_metrics(root.sub("metrics"))
     root.finish()
+
+    list_names = [x.name for x in lists]
+    for i, name in enumerate(list_names):
+        if name in list_names[:i]:
+            problems.append(ConfigProblem(f"lists[{i}].name", "duplicate list name"))
+    filters = [(f"hooks[{i}]", h.only_lists) for i, h in enumerate(hooks)]
+    filters += [(f"webhooks[{i}]", w.only_lists) for i, w in enumerate(webhooks)]
+    filters += [("mqtt", mqtt.only_lists)] if mqtt is not None else []
+    for where, names_used in filters:
+        for name in names_used:
+            if name not in list_names:
+                problems.append(ConfigProblem(f"{where}.only_lists", f"no list named {name!r}"))
 
     names: dict[str, int] = {}
     paths: dict[str, int] = {}
@@ -574,6 +766,10 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Conf
         http=http,
         cameras=tuple(cameras),
         hooks=tuple(hooks),
+        lists=tuple(lists),
+        mqtt=mqtt,
+        webhooks=tuple(webhooks),
+        metrics=metrics,
         source=source,
     )
 

@@ -21,13 +21,18 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, BinaryIO, Protocol
 
 from .bus import Bus, Subscription
 from .config import Config
 from .errors import ConfigError, ConfigProblem, SinkError, UsageError
 from .events import Event
+from .health import Health
+from .lists import Matcher, on_lists
+from .lists_files import ListFiles
 from .log import REDACTOR, get_logger
+from .metrics import MetricsServer
 from .sinks import HookSink, JsonlSink, Sink, resolve_hook
 from .snapshots import PictureFetcher
 from .stats import Stats
@@ -78,6 +83,8 @@ class Daemon:
         self.config = config
         self.stats = Stats()
         self.store = ImageStore(config.output.snapshot_dir)
+        self.matcher = Matcher()
+        self.health = Health(config.cameras)
         self.shutdown_timeout = shutdown_timeout
         self.stats_interval = stats_interval
         self._stdout = stdout
@@ -85,6 +92,13 @@ class Daemon:
         self._inputs: list[Input] = []
         self._fetcher: PictureFetcher | None = None
         self._stop = asyncio.Event()
+        self._metrics = (
+            MetricsServer(
+                config.metrics, health=self.health, stats=self.stats, stopping=self._stop.is_set
+            )
+            if config.metrics is not None
+            else None
+        )
         self._started = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._api_subs = 0
@@ -115,10 +129,16 @@ class Daemon:
         return self.bus.subscribe(f"api-{self._api_subs}", maxsize=maxsize)
 
     def deliver(self, event: Event) -> None:
-        """Save the event's in-payload pictures, then publish it. What inputs call."""
+        """Save the event's in-payload pictures, mark the lists its plate is on, then
+        publish it. What inputs call."""
+        if event.plate and self.matcher.lists:
+            event = replace(event, matches=self.matcher.match(event.plate))
         saved = self.store.attach(event)
+        self.health.saw_event(event.camera, event.source.value)
         if event.pictures:
             unsaved = sum(1 for ref in saved.images[-len(event.pictures) :] if ref.missing)
+            if unsaved < len(event.pictures):
+                self.stats.inc("pictures_saved", event.camera, len(event.pictures) - unsaved)
             if unsaved:
                 n = self.stats.inc("pictures_unsaved", event.camera, unsaved)
                 if n == unsaved or n % 100 < unsaved:  # the first time, then now and then
@@ -138,6 +158,8 @@ class Daemon:
         if self._runner is not None:
             raise UsageError("a Daemon can be entered once")
         hooks = resolve_hooks(self.config)
+        self._lists = ListFiles(self.config.lists, self.matcher)
+        self._lists.load_all()  # a list file that cannot be read is a ConfigError
         self._bus = Bus(
             dedup_window=self.config.bus.dedup_window,
             merge_wait=self.config.bus.merge_wait,
@@ -154,7 +176,10 @@ class Daemon:
             )
         for (target, fn), hook in zip(hooks, self.config.hooks, strict=True):
             sink = HookSink(fn, name=target, timeout=hook.timeout, stats=self.stats)
-            sinks.append((sink, self._bus.subscribe(f"hook:{target}", maxsize=hook.queue_size)))
+            sub = self._bus.subscribe(
+                f"hook:{target}", maxsize=hook.queue_size, accept=on_lists(hook.only_lists)
+            )
+            sinks.append((sink, sub))
         self._fetcher = PictureFetcher()
         await self._fetcher.__aenter__()
         self._inputs = self._build_inputs()
@@ -203,7 +228,9 @@ class Daemon:
             inputs.append(HttpInput(self.config, deliver=self.deliver, stats=self.stats))
         for cam in self.config.cameras:
             if cam.tcp is not None:
-                inputs.append(TcpInput(cam, deliver=self.deliver, stats=self.stats))
+                inputs.append(
+                    TcpInput(cam, deliver=self.deliver, stats=self.stats, health=self.health)
+                )
             if cam.rtsp is not None:
                 features = list(cam.tcp.register or ()) if cam.tcp is not None else []
                 inputs.append(
@@ -213,6 +240,7 @@ class Daemon:
                         stats=self.stats,
                         fetcher=self._fetcher,
                         features=features,
+                        health=self.health,
                     )
                 )
         return inputs
@@ -231,6 +259,8 @@ class Daemon:
                 for sink, sub in sinks
             ]
             try:
+                if self._metrics is not None:
+                    await self._metrics.start()
                 for inp in self._inputs:
                     await inp.start()
             except BaseException:
@@ -241,11 +271,13 @@ class Daemon:
             ]
             stats_task = tg.create_task(self._log_stats(), name="stats")
             gc_task = tg.create_task(_settle_gc(), name="gc")
+            lists_task = tg.create_task(self._lists.watch(), name="lists")
             self._started.set()
             await self._stop.wait()
             deadline = time.monotonic() + self.shutdown_timeout
             stats_task.cancel()
             gc_task.cancel()
+            lists_task.cancel()
             for task in input_tasks:
                 task.cancel()
             if input_tasks:
@@ -254,6 +286,8 @@ class Daemon:
                     self._log.error("input did not stop when asked", input=task.get_name())
             await self._close_inputs(deadline)
             self.bus.close()
+            if self._metrics is not None:
+                await self._metrics.aclose()
             remaining = max(0.1, deadline - time.monotonic())
             _, pending = (
                 await asyncio.wait(sink_tasks, timeout=remaining) if sink_tasks else ((), ())

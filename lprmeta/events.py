@@ -29,6 +29,7 @@ __all__ = [
     "Event",
     "ImageRef",
     "Kind",
+    "ListMatch",
     "ListType",
     "Picture",
     "Source",
@@ -368,6 +369,22 @@ class ImageRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ListMatch:
+    """A configured list the event's plate is on (``[[lists]]``)."""
+
+    list: str
+    entry: str  # as written in the list
+    distance: int  # edits after look-alike folding; 0 for exact and wildcard matches
+    label: str | None = None  # a list file's second column, if any
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"list": self.list, "entry": self.entry, "distance": self.distance}
+        if self.label:
+            out["label"] = self.label
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Vehicle:
     type: VehicleType | None = None
     color: Color | None = None
@@ -427,6 +444,7 @@ class Event:
     images: tuple[ImageRef, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    matches: tuple[ListMatch, ...] = ()
     id: str = field(default_factory=new_event_id)
     pictures: tuple[Picture, ...] = field(default=(), repr=False, compare=False)
     picture_paths: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -454,6 +472,7 @@ class Event:
             "images": [img.to_json() for img in self.images],
             "details": dict(self.details),
             "raw": dict(self.raw),
+            "matches": [m.to_json() for m in self.matches],
         }
 
     def merged_with(self, other: Event) -> Event:
@@ -491,6 +510,7 @@ class Event:
             images=dedupe_images((*self.images, *other.images)),
             details=details,
             raw={"merged": merged_raw},
+            matches=_closest((*self.matches, *other.matches)),
         )
 
 
@@ -530,6 +550,15 @@ def plate_key(plate: str) -> str:
     """The form under which two reads of one plate compare equal (dedup): upper case,
     without whitespace, ``-``, ``·`` or ``.``."""
     return "".join(plate.upper().split()).translate(_PLATE_SEPARATORS)
+
+
+def _closest(matches: Iterable[ListMatch]) -> tuple[ListMatch, ...]:
+    """One match per list, the closest."""
+    best: dict[str, ListMatch] = {}
+    for m in matches:
+        if m.list not in best or m.distance < best[m.list].distance:
+            best[m.list] = m
+    return tuple(best.values())
 
 
 def dedupe_images(images: Iterable[ImageRef]) -> tuple[ImageRef, ...]:

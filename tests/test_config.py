@@ -149,3 +149,53 @@ def test_check_config_cli_imports_hooks(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stderr and ok.stdout == ""
+
+
+def test_integration_sections_are_validated_key_by_key() -> None:
+    from lprmeta.config import parse_config
+
+    data = {
+        "lists": [
+            {"name": "residents", "plates": ["AB1234"]},
+            {"name": "residents", "file": "x"},
+            {"name": "empty"},
+        ],
+        "hooks": [{"target": "a.b:c", "only_lists": ["nobody"]}],
+        "mqtt": {"qos": 3, "pictures": "inline", "prefix": "a/#"},
+        "webhooks": [{"url": "ftp://x", "only_lists": ["residents"]}, {"url": "http://127.0.0.1/"}],
+        "metrics": {"listen": "nonsense"},
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    keys = sorted(p.key for p in info.value.problems)
+    assert keys == sorted(
+        [
+            "lists[1].name",  # duplicate
+            "lists[2].plates",  # neither plates nor file
+            "hooks[0].only_lists",  # no such list
+            "mqtt.qos",
+            "mqtt.pictures",
+            "mqtt.prefix",
+            "webhooks[0].url",
+            "metrics.listen",
+        ]
+    )
+
+
+def test_integration_secrets_are_redacted() -> None:
+    from lprmeta.config import parse_config
+
+    config = parse_config(
+        {
+            "mqtt": {"password": "mqtt-pw"},
+            "webhooks": [
+                {
+                    "url": "http://127.0.0.1/",
+                    "secret": "hmac-key",
+                    "headers": {"Authorization": "Bearer tok"},
+                }
+            ],
+        }
+    )
+    assert {"mqtt-pw", "hmac-key", "Bearer tok"} <= set(config.secrets())
+    assert "hmac-key" not in repr(config)

@@ -49,10 +49,12 @@ class Backoff:
 
 
 class StateLog:
-    """Logs a camera's connection state when it changes; repeats go to debug."""
+    """Logs a camera's connection state when it changes; repeats go to debug.
+    ``on_change(state)`` hears every change too (the health registry)."""
 
-    def __init__(self, log: Any) -> None:
+    def __init__(self, log: Any, on_change: Callable[[str], None] | None = None) -> None:
         self._log = log
+        self._on_change = on_change
         self.state: str | None = None
         self.repeats = 0
 
@@ -68,4 +70,6 @@ class StateLog:
             kw["previous_repeats"] = self.repeats
         self.state, self.repeats = state, 0
         getattr(self._log, level)(message, state=state, **kw)
+        if self._on_change is not None:
+            self._on_change(state)
         return True

@@ -65,6 +65,7 @@ from ..errors import (
 )
 from ..events import Event, ImageRef, Picture
 from ..firmware import check_features, recommendation
+from ..health import Health
 from ..log import get_logger, redact_text
 from ..protocol.onvif import DocumentAssembler, document_events, has_notifications
 from ..protocol.rtsp import strip_userinfo
@@ -294,6 +295,7 @@ class RtspInput:
         fetcher: PictureFetcher,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         features: list[str] | None = None,
+        health: Health | None = None,
     ) -> None:
         assert camera.rtsp is not None
         self.camera = camera
@@ -317,7 +319,10 @@ class RtspInput:
             max_picture=self.cfg.max_picture,
         )
         self._log = get_logger("lprmeta.inputs.rtsp", camera=camera.name)
-        self._state = StateLog(self._log)
+        self._state = StateLog(
+            self._log,
+            (lambda state: health.set(camera.name, "rtsp", state)) if health else None,
+        )
         self.backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max)
         self.connected = asyncio.Event()
         self.url: str | None = self.cfg.url

@@ -40,6 +40,7 @@ from ..errors import (
     TransportError,
 )
 from ..events import Event
+from ..health import Health
 from ..log import get_logger
 from ..protocol.tcp import (
     COMM_LOGIN_REPLY,
@@ -85,6 +86,7 @@ class TcpInput:
         deliver: Callable[[Event], None],
         stats: Stats,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        health: Health | None = None,
     ) -> None:
         assert camera.tcp is not None
         self.camera = camera
@@ -94,7 +96,10 @@ class TcpInput:
         self.stats = stats
         self._now = now
         self._log = get_logger("lprmeta.inputs.tcp", camera=camera.name)
-        self._state = StateLog(self._log)
+        self._state = StateLog(
+            self._log,
+            (lambda state: health.set(camera.name, "tcp", state)) if health else None,
+        )
         self.backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max)
         self.connected = asyncio.Event()
         self.sessions = 0

@@ -1,0 +1,100 @@
+"""Per camera: the state of each transport and when its last event came.
+
+The inputs report their connection state here as it changes (the same changes
+their logs announce once each); the daemon reports every event. ``/healthz``,
+``/metrics`` and the MQTT availability topics read it, so an operator can
+alert when a camera goes quiet or a transport goes down.
+
+States: ``connecting`` (not up yet), ``up``, ``down``, and the reasons a
+connection is not being retried normally: ``login-rejected``, ``auth-failed``,
+``no-metadata``, ``not-responding``. An HTTP camera is ``waiting`` until its
+first push, then ``up`` (it is the camera that connects: its last event time
+says whether it still does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import CameraConfig
+
+__all__ = ["Health", "TransportState"]
+
+
+@dataclass
+class TransportState:
+    state: str
+    since: float  # time.time()
+
+
+class Health:
+    def __init__(self, cameras: Iterable[CameraConfig]) -> None:
+        self.transports: dict[str, dict[str, TransportState]] = {}
+        self.last_event: dict[str, float] = {}
+        self._listeners: list[Callable[[str], None]] = []
+        now = time.time()
+        for cam in cameras:
+            self.transports[cam.name] = {
+                t: TransportState("waiting" if t == "http" else "connecting", now)
+                for t in sorted(cam.transports)
+            }
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(camera)`` when a camera's availability may have changed."""
+        self._listeners.append(listener)
+
+    def set(self, camera: str, transport: str, state: str) -> None:
+        """A transport's state; ``down:ConnectError`` and the like count as ``down``."""
+        state = state.partition(":")[0]
+        current = self.transports.setdefault(camera, {}).get(transport)
+        if current is not None and current.state == state:
+            return
+        before = self.available(camera)
+        self.transports[camera][transport] = TransportState(state, time.time())
+        if self.available(camera) != before:
+            for listener in self._listeners:
+                listener(camera)
+
+    def saw_event(self, camera: str, source: str) -> None:
+        self.last_event[camera] = time.time()
+        state = self.transports.get(camera, {}).get(source)
+        if source == "http" and (state is None or state.state != "up"):
+            self.set(camera, "http", "up")
+
+    def available(self, camera: str) -> bool:
+        """Every transport lprmeta connects to (TCP, RTSP) is up; a push-only camera is
+        available while the daemon runs."""
+        pulled = [s for t, s in self.transports.get(camera, {}).items() if t != "http"]
+        return all(s.state == "up" for s in pulled)
+
+    def cameras(self) -> list[str]:
+        return sorted(set(self.transports) | set(self.last_event))
+
+    def snapshot(self, counters: dict[str, dict[str, int]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for camera in self.cameras():
+            c = counters.get(camera, {})
+            last = self.last_event.get(camera)
+            out[camera] = {
+                "available": self.available(camera),
+                "transports": {
+                    t: {"state": s.state, "since": _iso(s.since)}
+                    for t, s in self.transports.get(camera, {}).items()
+                },
+                "last_event": _iso(last) if last is not None else None,
+                "events": c.get("emitted", 0),
+                "pictures_saved": c.get("pictures_saved", 0),
+                "pictures_missing": c.get("pictures_missing", 0) + c.get("pictures_unsaved", 0)
+                + c.get("pictures_refused", 0),
+                "reconnects": c.get("reconnects", 0),
+                "dropped": sum(v for k, v in c.items() if k.startswith("dropped:")),
+            }
+        return out
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
