@@ -33,7 +33,7 @@ from .lists import Matcher, on_lists
 from .lists_files import ListFiles
 from .log import REDACTOR, get_logger
 from .metrics import MetricsServer
-from .sinks import HookSink, JsonlSink, Sink, resolve_hook
+from .sinks import HookSink, JsonlSink, Sink, WebhookSink, resolve_hook
 from .snapshots import PictureFetcher
 from .stats import Stats
 from .storage import ImageStore
@@ -180,6 +180,12 @@ class Daemon:
                 f"hook:{target}", maxsize=hook.queue_size, accept=on_lists(hook.only_lists)
             )
             sinks.append((sink, sub))
+        for i, hook_cfg in enumerate(self.config.webhooks):
+            webhook = WebhookSink(hook_cfg, index=i, stats=self.stats)
+            sub = self._bus.subscribe(
+                webhook.name, maxsize=hook_cfg.queue_size, accept=on_lists(hook_cfg.only_lists)
+            )
+            sinks.append((webhook, sub))
         self._fetcher = PictureFetcher()
         await self._fetcher.__aenter__()
         self._inputs = self._build_inputs()

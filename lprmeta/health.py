@@ -88,7 +88,8 @@ class Health:
                 "last_event": _iso(last) if last is not None else None,
                 "events": c.get("emitted", 0),
                 "pictures_saved": c.get("pictures_saved", 0),
-                "pictures_missing": c.get("pictures_missing", 0) + c.get("pictures_unsaved", 0)
+                "pictures_missing": c.get("pictures_missing", 0)
+                + c.get("pictures_unsaved", 0)
                 + c.get("pictures_refused", 0),
                 "reconnects": c.get("reconnects", 0),
                 "dropped": sum(v for k, v in c.items() if k.startswith("dropped:")),

@@ -32,9 +32,7 @@ class ListFiles:
         entries: list[str | tuple[str, str | None]] = list(cfg.plates)
         if cfg.file is not None:
             entries += read_csv(cfg.file.read_text(encoding="utf-8-sig"))
-        return PlateList.of(
-            cfg.name, entries, tolerance=cfg.tolerance, lookalikes=cfg.lookalikes
-        )
+        return PlateList.of(cfg.name, entries, tolerance=cfg.tolerance, lookalikes=cfg.lookalikes)
 
     @staticmethod
     def _stamp(path: Path) -> tuple[int, int] | None:

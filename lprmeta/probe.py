@@ -153,9 +153,7 @@ async def _pictures(
     async with PictureFetcher() as fetcher:
         if onvif is None or onvif.snapshot_uri is None:
             return Check("pictures", None, f"no plate passed within {wait:g} s; no snapshot URI")
-        web = CameraWeb(
-            cam.name, cam.host, cam.http_port, cam.username, cam.password.get()
-        )
+        web = CameraWeb(cam.name, cam.host, cam.http_port, cam.username, cam.password.get())
         try:
             data = await fetcher.fetch(web, onvif.snapshot_uri, timeout=timeout)
         except SnapshotError as exc:

@@ -155,8 +155,7 @@ class PictureFetcher:
             left = deadline - time.monotonic()
             raise SnapshotError(
                 f"picture {url.path}: {type(exc).__name__}: {exc}",
-                reason=f"fetch failed: {type(exc).__name__}"
-                + ("" if left > 0 else " (deadline)"),
+                reason=f"fetch failed: {type(exc).__name__}" + ("" if left > 0 else " (deadline)"),
             ) from exc
 
     async def _get(self, cam: CameraWeb, url: URL) -> bytes:
@@ -218,4 +217,3 @@ class PictureFetcher:
                 reason="not a JPEG",
             )
         return bytes(data)
-

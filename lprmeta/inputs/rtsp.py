@@ -139,9 +139,7 @@ class Inbox:
             self._loop.call_later(self.linger, self._drain)
 
 
-_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = (
-    weakref.WeakKeyDictionary()
-)
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.WeakKeyDictionary()
 
 
 def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
@@ -670,4 +668,3 @@ class RtspInput:
         ended = [s.ended for s in list(self._sessions)]
         if ended:
             await asyncio.wait(ended, timeout=0.5)
-

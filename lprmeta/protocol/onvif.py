@@ -161,8 +161,11 @@ class DocumentAssembler:
         out: list[bytes] = []
         new_pts = pts is not None and self._pts is not None and pts != self._pts
         starts = (self._buf or self._skipping) and _is_document_start(fragment)
-        if starts and self._buf and _in_prolog(self._buf) and not fragment.lstrip(_WS).startswith(
-            b"<?xml"
+        if (
+            starts
+            and self._buf
+            and _in_prolog(self._buf)
+            and not fragment.lstrip(_WS).startswith(b"<?xml")
         ):
             starts = False  # the root tag after a declaration sent on its own
         if new_pts or starts:
@@ -324,7 +327,6 @@ def _child(el: Any, tag: str) -> Any | None:
     return next(el.iterchildren(tag), None)
 
 
-
 def _notification(nm: Any) -> Notification:
     """One NotificationMessage: its topic, its tt:Message's attributes, and the items of
     the message's Source, Key and Data, found in one pass over its items."""
@@ -425,9 +427,7 @@ def document_events(
 ) -> tuple[list[Event], ParsedDocument]:
     """Every event a whole document carries (possibly none: a scene description)."""
     parsed = parse_document(doc, max_size=max_size)
-    events = [
-        notification_event(n, camera=camera, received=received) for n in parsed.notifications
-    ]
+    events = [notification_event(n, camera=camera, received=received) for n in parsed.notifications]
     return events, parsed
 
 

@@ -347,4 +347,3 @@ class CameraWebServer:
 
     def _op_GetSnapshotUri(self, _req: Any) -> str:
         return self._media_uri("GetSnapshotUriResponse", f"{self.base}/snapshot.jpg")
-

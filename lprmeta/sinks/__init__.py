@@ -12,8 +12,9 @@ from typing import Protocol
 from ..bus import Subscription
 from .hooks import HookSink, resolve_hook
 from .jsonl import JsonlSink
+from .webhook import WebhookSink
 
-__all__ = ["HookSink", "JsonlSink", "Sink", "resolve_hook"]
+__all__ = ["HookSink", "JsonlSink", "Sink", "WebhookSink", "resolve_hook"]
 
 
 class Sink(Protocol):

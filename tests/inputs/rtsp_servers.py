@@ -35,7 +35,7 @@ def gst_available() -> bool:
         "import gi; gi.require_version('GstRtspServer', '1.0'); "
         "from gi.repository import GstRtspServer"
     )
-    return os.system(f"{SYSTEM_PYTHON} -c \"{probe}\" >/dev/null 2>&1") == 0  # noqa: S605
+    return os.system(f'{SYSTEM_PYTHON} -c "{probe}" >/dev/null 2>&1') == 0  # noqa: S605
 
 
 class RtspServer(Protocol):

@@ -330,9 +330,10 @@ async def test_stalled_picture_endpoint_reports_evicted_pictures(
             reason = events[plate].images[0].missing
             assert reason is not None and reason.startswith("evicted:") and "404" in reason
         for read in reads[3:]:
-            assert sha_of(events[read.plate].images[0].path) == hashlib.sha256(
-                read.plate_jpeg
-            ).hexdigest()
+            assert (
+                sha_of(events[read.plate].images[0].path)
+                == hashlib.sha256(read.plate_jpeg).hexdigest()
+            )
         assert d.stats.get("pictures_missing", "lane-1") == 3
     finally:
         await server.close()
@@ -414,4 +415,3 @@ async def test_stream_url_found_through_onvif_and_firmware_checked(tmp_path: Pat
         (warning,) = [r for r in logs if r["event"] == "feature not supported by this camera"]
         assert "counting: needs firmware 45.8.0.3-LPR_XX-r3" in warning["detail"]
         assert d.stats.get("pictures_fetched", "gate") == 1
-
