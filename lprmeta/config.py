@@ -239,11 +239,16 @@ class ListConfig:
 class MqttConfig:
     host: str = "127.0.0.1"
     port: int = 1883
+    # More brokers of a cluster, "HOST:PORT" each: tried in turn when one is away.
+    failover: tuple[tuple[str, int], ...] = ()
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
     tls: bool = False
     ca_file: Path | None = None  # CA bundle for TLS; the system's when unset
-    client_id: str = ""  # default: lprmeta-<host name>-<process id>
+    # Names this daemon to the broker and in its availability topic. Default
+    # lprmeta-<host name>: stable across restarts (so the retained availability
+    # topic is the same one); two daemons on one host must each set their own.
+    client_id: str = ""
     prefix: str = "lprmeta"
     qos: int = 1
     retain: bool = False
@@ -642,14 +647,25 @@ def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
         r.problem("prefix", "must be a topic without wildcards")
     ca_file = r.string("ca_file", "")
     spool = r.string("spool", "")
+    failover: list[tuple[str, int]] = []
+    for i, entry in enumerate(r.array("failover") or []):
+        host, sep, port_text = str(entry).rpartition(":")
+        if not sep or not host or not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
+            r.problem(f"failover[{i}]", 'must be "HOST:PORT" with a port 1-65535')
+            continue
+        failover.append((host.strip("[]"), int(port_text)))
+    client_id = r.string("client_id", "")
+    if any(ch in client_id for ch in "#+/"):
+        r.problem("client_id", "is part of a topic: no '/', '#' or '+'")
     out = MqttConfig(
         host=r.string("host", "127.0.0.1"),
         port=r.integer("port", 1883, 1, 65535),
+        failover=tuple(failover),
         username=r.string("username", ""),
         password=Secret(r.string("password", "")),
         tls=r.boolean("tls", False),
         ca_file=Path(ca_file) if ca_file else None,
-        client_id=r.string("client_id", ""),
+        client_id=client_id,
         prefix=prefix,
         qos=r.integer("qos", 1, 0, 2),
         retain=r.boolean("retain", False),

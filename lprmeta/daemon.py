@@ -186,6 +186,21 @@ class Daemon:
                 webhook.name, maxsize=hook_cfg.queue_size, accept=on_lists(hook_cfg.only_lists)
             )
             sinks.append((webhook, sub))
+        if self.config.mqtt is not None:
+            from .sinks.mqtt import MqttSink  # noqa: PLC0415  # aiomqtt only when configured
+
+            mqtt = MqttSink(
+                self.config.mqtt,
+                cameras=[c.name for c in self.config.cameras],
+                health=self.health,
+                stats=self.stats,
+            )
+            sub = self._bus.subscribe(
+                mqtt.name,
+                maxsize=self.config.mqtt.buffer,
+                accept=on_lists(self.config.mqtt.only_lists),
+            )
+            sinks.append((mqtt, sub))
         self._fetcher = PictureFetcher()
         await self._fetcher.__aenter__()
         self._inputs = self._build_inputs()

@@ -7,7 +7,8 @@ alert when a camera goes quiet or a transport goes down.
 
 States: ``connecting`` (not up yet), ``up``, ``down``, and the reasons a
 connection is not being retried normally: ``login-rejected``, ``auth-failed``,
-``no-metadata``, ``not-responding``. An HTTP camera is ``waiting`` until its
+``no-metadata``, ``not-responding``. Sinks that connect somewhere (MQTT) report
+their state too. An HTTP camera is ``waiting`` until its
 first push, then ``up`` (it is the camera that connects: its last event time
 says whether it still does).
 """
@@ -35,6 +36,8 @@ class Health:
     def __init__(self, cameras: Iterable[CameraConfig]) -> None:
         self.transports: dict[str, dict[str, TransportState]] = {}
         self.last_event: dict[str, float] = {}
+        # Sinks that connect somewhere (MQTT): "connecting", "up", "down".
+        self.sinks: dict[str, TransportState] = {}
         self._listeners: list[Callable[[str], None]] = []
         now = time.time()
         for cam in cameras:
@@ -58,6 +61,14 @@ class Health:
         if self.available(camera) != before:
             for listener in self._listeners:
                 listener(camera)
+
+    def set_sink(self, sink: str, state: str) -> None:
+        current = self.sinks.get(sink)
+        if current is None or current.state != state:
+            self.sinks[sink] = TransportState(state, time.time())
+
+    def sinks_snapshot(self) -> dict[str, dict[str, str]]:
+        return {n: {"state": s.state, "since": _iso(s.since)} for n, s in self.sinks.items()}
 
     def saw_event(self, camera: str, source: str) -> None:
         self.last_event[camera] = time.time()

@@ -6,8 +6,9 @@ missing, reconnects and drops; and every counter lprmeta keeps, as
 ``lprmeta_counter_total{camera, name}``, so nothing counted is out of sight.
 
 ``/healthz`` answers 200 with ``"status": "ok"`` when every camera is
-available and ``"degraded"`` (still 200: the daemon itself is fine) otherwise,
-with the detail per camera; 503 once the daemon is stopping.
+available and every sink that connects somewhere (MQTT) is connected, and
+``"degraded"`` (still 200: the daemon itself is fine) otherwise, with the
+detail per camera and sink; 503 once the daemon is stopping.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def render_metrics(health: Health, stats: Stats) -> str:
             ({"camera": c, "transport": t, "state": s.state}, float(s.state == "up"))
             for c in cameras
             for t, s in health.transports.get(c, {}).items()
+        ),
+    )
+    lines += _family(
+        "lprmeta_sink_connected",
+        "gauge",
+        "1 when this sink is connected to where it sends (the MQTT broker).",
+        (
+            ({"sink": n, "state": s.state}, float(s.state == "up"))
+            for n, s in sorted(health.sinks.items())
         ),
     )
     lines += _family(
@@ -155,11 +165,14 @@ class MetricsServer:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         cameras = self.health.snapshot(self.stats.snapshot())
+        sinks = self.health.sinks_snapshot()
         degraded = [name for name, c in cameras.items() if not c["available"]]
+        degraded += [name for name, s in sinks.items() if s["state"] != "up"]
         body = {
             "status": "stopping" if self._stopping() else "degraded" if degraded else "ok",
             "uptime_seconds": round(time.time() - self._started, 1),
             "cameras": cameras,
+            "sinks": sinks,
             "unavailable": degraded,
         }
         return web.json_response(body, status=503 if self._stopping() else 200)

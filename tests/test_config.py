@@ -161,7 +161,13 @@ def test_integration_sections_are_validated_key_by_key() -> None:
             {"name": "empty"},
         ],
         "hooks": [{"target": "a.b:c", "only_lists": ["nobody"]}],
-        "mqtt": {"qos": 3, "pictures": "inline", "prefix": "a/#"},
+        "mqtt": {
+            "qos": 3,
+            "pictures": "inline",
+            "prefix": "a/#",
+            "client_id": "a/b",
+            "failover": ["127.0.0.1:1884", "nohost", "127.0.0.1:99999"],
+        },
         "webhooks": [{"url": "ftp://x", "only_lists": ["residents"]}, {"url": "http://127.0.0.1/"}],
         "metrics": {"listen": "nonsense"},
     }
@@ -176,10 +182,22 @@ def test_integration_sections_are_validated_key_by_key() -> None:
             "mqtt.qos",
             "mqtt.pictures",
             "mqtt.prefix",
+            "mqtt.client_id",
+            "mqtt.failover[1]",
+            "mqtt.failover[2]",
             "webhooks[0].url",
             "metrics.listen",
         ]
     )
+
+
+def test_mqtt_failover_parsed() -> None:
+    from lprmeta.config import parse_config
+
+    cfg = parse_config({"mqtt": {"port": 1885, "failover": ["127.0.0.1:1884", "[::1]:1886"]}})
+    assert cfg.mqtt is not None
+    assert (cfg.mqtt.host, cfg.mqtt.port) == ("127.0.0.1", 1885)
+    assert cfg.mqtt.failover == (("127.0.0.1", 1884), ("::1", 1886))
 
 
 def test_integration_secrets_are_redacted() -> None:

@@ -1,0 +1,390 @@
+"""MQTT: each event as JSON to ``<prefix>/<camera>/<kind>``, with availability topics.
+
+Topics (``prefix`` defaults to ``lprmeta``)::
+
+    <prefix>/<camera>/<kind>             the event's JSON line (qos, retain as configured)
+    <prefix>/<camera>/<kind>/<role>      with pictures = "binary": each saved JPEG, sent
+                                         just before its event
+    <prefix>/<camera>/status             "online" / "offline", retained: the camera's
+                                         transports that lprmeta connects to are all up
+    <prefix>/_daemon/<client_id>/status  "online" / "offline", retained, and the
+                                         broker's last will: this daemon is running
+
+A camera's retained status cannot say when the daemon that wrote it died (a
+last will covers one topic), so a consumer takes both: Home Assistant's
+``availability_mode: all``. Several daemons, each with its own cameras and
+``client_id``, can share a broker; camera names must then be unique across them.
+
+While the broker is away, events wait in the sink's queue (``buffer`` events;
+what does not fit is dropped and counted as ``dropped:mqtt``), or with
+``spool`` in a file that also survives a restart of the daemon. They go out in
+order once a broker (``host``, then each ``failover`` in turn) takes a
+connection again. An event is acknowledged (QoS 1 or 2) before the next is sent;
+one that was in flight when the connection broke is sent again (at least once).
+Counted per camera: ``mqtt_sent``; at shutdown, what could not be sent is
+counted as ``mqtt_unsent`` (or left in the spool for the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import orjson
+
+from ..bus import Subscription
+from ..config import MqttConfig
+from ..events import Event
+from ..health import Health
+from ..log import get_logger
+from ..stats import Stats
+from .jsonl import encode_line
+from .spool import Spool
+
+__all__ = ["MqttSink", "default_client_id"]
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+MAX_PICTURE = 32 * 1024 * 1024
+
+
+def default_client_id() -> str:
+    host = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in socket.gethostname())
+    return f"lprmeta-{host or 'host'}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    camera: str
+    kind: str
+    line: bytes
+    pictures: tuple[tuple[str, str], ...]  # (role, path) of each saved picture
+
+
+def _item_of_event(event: Event) -> _Item:
+    pictures = tuple((i.role, i.path) for i in event.images if i.path is not None)
+    return _Item(event.camera, event.kind.value, encode_line(event), pictures)
+
+
+def _item_of_line(line: bytes) -> _Item:
+    data = orjson.loads(line)
+    images = data.get("images") or []
+    pictures = tuple(
+        (str(i["role"]), str(i["path"])) for i in images if isinstance(i, dict) and i.get("path")
+    )
+    return _Item(str(data["camera"]), str(data["kind"]), line, pictures)
+
+
+class _Ended(Exception):
+    """The bus has closed and everything queued has been sent."""
+
+
+class _MemoryBacklog:
+    """The bus subscription is the buffer; ``peek`` holds one event until ``ack``."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self._sub = sub
+        self._head: _Item | None = None
+
+    async def peek(self) -> _Item:
+        if self._head is None:
+            event = self._sub.get_nowait()
+            if event is None:
+                event = await self._sub.get()
+            if event is None:
+                raise _Ended
+            self._head = _item_of_event(event)
+        return self._head
+
+    def ready(self) -> bool:
+        return self._head is not None or self._sub.qsize() > 0
+
+    def ack(self) -> None:
+        self._head = None
+
+    def left(self) -> int:
+        return self._sub.qsize() + (self._head is not None)
+
+
+class _SpoolBacklog:
+    """A feeder moves events from the subscription to the spool file as they come."""
+
+    def __init__(self, spool: Spool, sub: Subscription, stats: Stats, name: str) -> None:
+        self._spool = spool
+        self._sub = sub
+        self._stats = stats
+        self._name = name
+        self._more = asyncio.Event()
+        self._fed_all = False
+        self._log = get_logger("lprmeta.sinks.mqtt")
+
+    async def feed(self) -> None:
+        try:
+            async for event in self._sub:
+                if not self._spool.append(encode_line(event)):
+                    n = self._stats.inc(f"dropped:{self._name}", event.camera)
+                    if n == 1 or n % 1000 == 0:
+                        self._log.warning(
+                            "MQTT spool full, event dropped", camera=event.camera, dropped=n
+                        )
+                self._more.set()
+        finally:
+            self._fed_all = True
+            self._more.set()
+
+    async def peek(self) -> _Item:
+        while True:
+            line = self._spool.peek()
+            if line is not None:
+                try:
+                    return _item_of_line(line)
+                except (ValueError, KeyError, TypeError):
+                    self._stats.inc(f"mqtt_spool_damaged:{self._name}")
+                    self._log.error("damaged record in the MQTT spool skipped")
+                    self._spool.ack()
+                    continue
+            if self._fed_all:
+                raise _Ended
+            self._more.clear()
+            await self._more.wait()
+
+    def ready(self) -> bool:
+        return self._spool.waiting > 0
+
+    def ack(self) -> None:
+        self._spool.ack()
+
+    def left(self) -> int:
+        return self._spool.waiting
+
+
+class MqttSink:
+    name = "mqtt"
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        *,
+        cameras: list[str],
+        health: Health | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.client_id = cfg.client_id or default_client_id()
+        self.stats = stats if stats is not None else Stats()
+        self.health = health
+        self.daemon_topic = f"{cfg.prefix}/_daemon/{self.client_id}/status"
+        self._cameras = cameras
+        self._dirty: set[str] = set()  # cameras whose status is to be (re)published
+        self._dirty_event = asyncio.Event()
+        self._brokers = [(cfg.host, cfg.port), *cfg.failover]
+        self._state = ""
+        self._reasons: set[tuple[Any, ...]] = set()  # logged during this outage
+        self._log = get_logger("lprmeta.sinks.mqtt", client_id=self.client_id)
+        if health is not None:
+            health.on_change(self._camera_changed)
+            health.set_sink(self.name, "connecting")
+
+    def topic(self, camera: str, kind: str) -> str:
+        return f"{self.cfg.prefix}/{camera}/{kind}"
+
+    async def run(self, sub: Subscription) -> None:
+        spool: Spool | None = None
+        feeder: asyncio.Task[None] | None = None
+        backlog: _MemoryBacklog | _SpoolBacklog
+        if self.cfg.spool is not None:
+            spool = Spool(self.cfg.spool, self.cfg.buffer)
+            if spool.torn:
+                self._log.error(
+                    "torn record at the end of the MQTT spool cut off", bytes=spool.torn
+                )
+            if spool.waiting:
+                self._log.info("sending events left in the MQTT spool", events=spool.waiting)
+            spool_backlog = _SpoolBacklog(spool, sub, self.stats, self.name)
+            feeder = asyncio.create_task(spool_backlog.feed(), name="mqtt-spool-feeder")
+            backlog = spool_backlog
+        else:
+            backlog = _MemoryBacklog(sub)
+        try:
+            await self._deliver_all(backlog)
+        except asyncio.CancelledError:
+            left = backlog.left()
+            if spool is not None and left:
+                self._log.warning("stopping; events kept in the MQTT spool", events=left)
+            elif left:
+                self.stats.inc(f"mqtt_unsent:{self.name}", n=left)
+                self._log.error("stopping with events not sent to MQTT", unsent=left)
+            raise
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+            if spool is not None:
+                spool.close()
+
+    # ------------------------------------------------------------- connection
+
+    def _client(self, host: str, port: int) -> aiomqtt.Client:
+        tls: ssl.SSLContext | None = None
+        if self.cfg.tls:
+            ca = str(self.cfg.ca_file) if self.cfg.ca_file is not None else None
+            tls = ssl.create_default_context(cafile=ca)
+        return aiomqtt.Client(
+            host,
+            port,
+            username=self.cfg.username or None,
+            password=self.cfg.password.get() or None,
+            identifier=self.client_id,
+            will=aiomqtt.Will(self.daemon_topic, OFFLINE, qos=1, retain=True),
+            keepalive=self.cfg.keepalive,
+            timeout=max(10.0, float(self.cfg.keepalive)),
+            tls_context=tls,
+            clean_session=True,
+        )
+
+    async def _deliver_all(self, backlog: _MemoryBacklog | _SpoolBacklog) -> None:
+        delay = self.cfg.backoff_initial
+        attempt = 0
+        while True:
+            host, port = self._brokers[attempt % len(self._brokers)]
+            try:
+                async with self._client(host, port) as client:
+                    self._set_state("up", host=host, port=port)
+                    delay = self.cfg.backoff_initial
+                    if await self._session(client, backlog):
+                        return
+            except* aiomqtt.MqttError as group:
+                exc = group.exceptions[0]
+                if self._state == "up":
+                    self.stats.inc(f"mqtt_disconnects:{self.name}")
+                self._set_state("down", host=host, port=port, error=str(exc) or type(exc).__name__)
+            attempt += 1
+            await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311  # jitter
+            delay = min(delay * 2, self.cfg.backoff_max)
+
+    def _set_state(self, state: str, **info: Any) -> None:
+        """Log a change of state, and each different reason a broker refuses, once."""
+        if self.health is not None:
+            self.health.set_sink(self.name, state)
+        if state == "up":
+            self._reasons.clear()
+            if self._state != "up":
+                self._log.info("connected to MQTT broker", **info)
+        else:
+            reason = (info.get("host"), info.get("port"), info.get("error"))
+            if reason not in self._reasons:
+                self._reasons.add(reason)
+                self._log.warning("cannot connect to MQTT broker; events wait", **info)
+        self._state = state
+
+    async def _session(
+        self, client: aiomqtt.Client, backlog: _MemoryBacklog | _SpoolBacklog
+    ) -> bool:
+        """Publish until the backlog ends (True) or the connection breaks (raises)."""
+        await client.publish(self.daemon_topic, ONLINE, qos=1, retain=True)
+        self._dirty.update(self._cameras)
+        self._dirty_event.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                watcher = tg.create_task(self._watch(client))
+                pump = tg.create_task(self._pump(client, backlog))
+                await asyncio.wait({pump})
+                watcher.cancel()
+        except asyncio.CancelledError:
+            # Stopped before the backlog drained: still say "offline" (a clean
+            # disconnect sends no last will), if the broker answers quickly.
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._goodbye(client)
+            raise
+        await self._goodbye(client)
+        return True
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        """Raises MqttError when the connection is lost (cancelling the pump with it)."""
+        async for _ in client.messages:
+            pass
+
+    async def _pump(self, client: aiomqtt.Client, backlog: _MemoryBacklog | _SpoolBacklog) -> None:
+        while True:
+            await self._publish_statuses(client)
+            try:
+                if backlog.ready():
+                    item = await backlog.peek()
+                else:  # wait for an event, or for a camera's status to change
+                    peek = asyncio.ensure_future(backlog.peek())
+                    woken = asyncio.ensure_future(self._dirty_event.wait())
+                    try:
+                        await asyncio.wait({peek, woken}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:  # also when the connection breaks while waiting
+                        woken.cancel()
+                        if not peek.done():
+                            peek.cancel()
+                    if not peek.done() or peek.cancelled():
+                        continue  # woken for a status change
+                    item = peek.result()
+            except _Ended:
+                return
+            await self._publish(client, item)
+            backlog.ack()
+            self.stats.inc(f"mqtt_sent:{self.name}", item.camera)
+
+    async def _publish(self, client: aiomqtt.Client, item: _Item) -> None:
+        cfg = self.cfg
+        if cfg.pictures == "binary":
+            for role, path in item.pictures:
+                data = _read_picture(path)
+                if data is None:
+                    self.stats.inc(f"mqtt_picture_missing:{self.name}", item.camera)
+                    continue
+                topic = f"{self.topic(item.camera, item.kind)}/{role}"
+                await client.publish(topic, data, qos=cfg.qos, retain=cfg.retain)
+        await client.publish(
+            self.topic(item.camera, item.kind),
+            item.line.rstrip(b"\n"),
+            qos=cfg.qos,
+            retain=cfg.retain,
+        )
+
+    # ------------------------------------------------------------ availability
+
+    def _camera_changed(self, camera: str) -> None:
+        self._dirty.add(camera)
+        self._dirty_event.set()
+
+    async def _publish_statuses(self, client: aiomqtt.Client) -> None:
+        while self._dirty:
+            camera = min(self._dirty)
+            self._dirty.discard(camera)  # before the await: a change meanwhile re-adds it
+            available = self.health is None or self.health.available(camera)
+            await client.publish(
+                f"{self.cfg.prefix}/{camera}/status",
+                ONLINE if available else OFFLINE,
+                qos=1,
+                retain=True,
+            )
+        self._dirty_event.clear()
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """A clean stop: every camera and the daemon itself go offline (no last will
+        is sent for a clean disconnect)."""
+        for camera in self._cameras:
+            await client.publish(f"{self.cfg.prefix}/{camera}/status", OFFLINE, qos=1, retain=True)
+        await client.publish(self.daemon_topic, OFFLINE, qos=1, retain=True)
+
+
+def _read_picture(path: str) -> bytes | None:
+    try:
+        with Path(path).open("rb") as f:
+            data = f.read(MAX_PICTURE + 1)
+    except OSError:
+        return None
+    return data if len(data) <= MAX_PICTURE else None
