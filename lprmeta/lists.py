@@ -4,11 +4,13 @@ A list has entries of three sorts:
 
 * exact: ``AB1234`` (case, spaces, ``-``, ``·`` and ``.`` do not count: ``ab-12 34`` is the same);
 * wildcard: ``AB*``, ``?B12*`` (``*`` any run, ``?`` one character);
-* with ``tolerance`` N > 0, every entry also matches plates within N edits
-  (insert, delete, substitute) after **look-alike folding**: characters an LPR
-  engine confuses are read as one (``O Q D`` as ``0``, ``I L`` as ``1``, ``Z`` as
-  ``2``, ``S`` as ``5``, ``G`` as ``6``, ``B`` as ``8``), so ``A8I234`` is
-  ``AB1234`` at distance 0.
+* with ``tolerance`` N > 0, every exact entry also matches plates within N
+  edits (insert, delete, substitute).
+
+With ``lookalikes`` (the default) both sides are compared after **look-alike
+folding**: characters an LPR engine confuses are read as one (``O Q D`` as
+``0``, ``I L`` as ``1``, ``Z`` as ``2``, ``S`` as ``5``, ``G`` as ``6``, ``B``
+as ``8``), so ``A8I234`` is ``AB1234`` at distance 0, even with no tolerance.
 
 Tolerant lookups use a deletion-neighbourhood index (every entry with up to N
 characters deleted, as SymSpell does): a lookup costs the plate's own

@@ -217,3 +217,21 @@ def test_integration_secrets_are_redacted() -> None:
     )
     assert {"mqtt-pw", "hmac-key", "Bearer tok"} <= set(config.secrets())
     assert "hmac-key" not in repr(config)
+
+
+def test_example_config_commented_options_are_valid_too() -> None:
+    """Every `# key = value` and `# [section]` in the example, uncommented, still parses:
+    what the example shows a user to switch on cannot rot."""
+    import re
+    import tomllib
+
+    from lprmeta.config import parse_config
+
+    text = (ROOT / "config.example.toml").read_text()
+    enabled = re.sub(r"^(\s*)# (\[|[a-z_]+ = )", r"\1\2", text, flags=re.MULTILINE)
+    assert enabled.count("[mqtt]") == 1 and "\n[[webhooks]]" in enabled
+    config = parse_config(tomllib.loads(enabled))
+    assert config.mqtt is not None and config.mqtt.host == "127.0.0.1"
+    assert config.metrics is not None and config.metrics.host == "127.0.0.1"
+    assert [w.url for w in config.webhooks] == ["http://127.0.0.1:9000/lpr"]
+    assert [x.name for x in config.lists] == ["residents"]
