@@ -225,18 +225,34 @@ def main() -> None:
     print(
         table(
             [
-                ("POSTs/s, closed loop (daemon on 1 core)", f"{posts_s:.0f}", ">= 1000",
-                 _ok(posts_s >= 1000)),
+                (
+                    "POSTs/s, closed loop (daemon on 1 core)",
+                    f"{posts_s:.0f}",
+                    ">= 1000",
+                    _ok(posts_s >= 1000),
+                ),
                 ("daemon CPU at that load", f"{cpu_tp:.0f}%", "", ""),
-                (f"request -> JSON line p50 at {args.rate:.0f}/s", f"{line_p['p50']:.1f} ms",
-                 "", ""),
-                (f"request -> JSON line p99 at {args.rate:.0f}/s", f"{line_p['p99']:.1f} ms",
-                 "< 20 ms", _ok(line_p["p99"] < 20)),
+                (
+                    f"request -> JSON line p50 at {args.rate:.0f}/s",
+                    f"{line_p['p50']:.1f} ms",
+                    "",
+                    "",
+                ),
+                (
+                    f"request -> JSON line p99 at {args.rate:.0f}/s",
+                    f"{line_p['p99']:.1f} ms",
+                    "< 20 ms",
+                    _ok(line_p["p99"] < 20),
+                ),
                 ("request -> reply p99", f"{reply_p['p99']:.1f} ms", "", ""),
                 ("daemon CPU at that rate", f"{cpu_rate:.0f}%", "", ""),
                 ("lines missing", str(lost), "0", _ok(lost == 0)),
-                ("pictures saved / sent", f"{saved} / {2 * load.ok}", "all",
-                 _ok(saved == 2 * load.ok)),
+                (
+                    "pictures saved / sent",
+                    f"{saved} / {2 * load.ok}",
+                    "all",
+                    _ok(saved == 2 * load.ok),
+                ),
                 ("daemon RSS", f"{rss:.0f} MiB", "", ""),
             ]
         )

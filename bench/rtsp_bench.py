@@ -52,9 +52,16 @@ class Sim:
 
     def __init__(self, cameras: int, rate: float, analytics: float, seconds: float):
         cmd = [
-            sys.executable, str(ROOT / "bench" / "_rtsp_sim.py"),
-            "--cameras", str(cameras), "--rate", str(rate),
-            "--analytics", str(analytics), "--seconds", str(seconds),
+            sys.executable,
+            str(ROOT / "bench" / "_rtsp_sim.py"),
+            "--cameras",
+            str(cameras),
+            "--rate",
+            str(rate),
+            "--analytics",
+            str(analytics),
+            "--seconds",
+            str(seconds),
         ]
         if (os.cpu_count() or 1) >= 2:
             cmd = ["taskset", "-c", "1", *cmd]
@@ -181,10 +188,23 @@ def run_ffmpeg(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for port in sim.ports:
             cmd = [
-                "ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp",
-                "-allowed_media_types", "data",
-                "-i", f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/onvif/metadata",
-                "-map", "0:d", "-c", "copy", "-f", "data", "-",
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-allowed_media_types",
+                "data",
+                "-i",
+                f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/onvif/metadata",
+                "-map",
+                "0:d",
+                "-c",
+                "copy",
+                "-f",
+                "data",
+                "-",
             ]
             if (os.cpu_count() or 1) >= 2:
                 cmd = ["taskset", "-c", "0", *cmd]
@@ -237,30 +257,62 @@ def main() -> None:
     rows = [
         (
             f"{args.cameras} streams x {args.rate:g} docs/s, plates: daemon CPU",
-            f"{plates['cpu_percent']:.0f}% of a core", "<= 40%", _ok(plates["cpu_percent"] <= 40),
+            f"{plates['cpu_percent']:.0f}% of a core",
+            "<= 40%",
+            _ok(plates["cpu_percent"] <= 40),
         ),
         ("  of which the event loop thread", f"{plates['loop_thread_cpu_percent']:.0f}%", "", ""),
-        ("  daemon RSS (max)", f"{plates['rss_mib_max']:.0f} MiB", "<= 120 MiB",
-         _ok(plates["rss_mib_max"] <= 120)),
+        (
+            "  daemon RSS (max)",
+            f"{plates['rss_mib_max']:.0f} MiB",
+            "<= 120 MiB",
+            _ok(plates["rss_mib_max"] <= 120),
+        ),
         ("  last fragment -> JSON line, p50", f"{plates['latency_ms']['p50']:.1f} ms", "", ""),
-        ("  last fragment -> JSON line, p99", f"{plates['latency_ms']['p99']:.1f} ms", "< 20 ms",
-         _ok(plates["latency_ms"]["p99"] < 20)),
-        ("  plates lost", f"{plates['lost']} of {plates['plates_sent']}", "0",
-         _ok(plates["lost"] == 0)),
-        ("90% scene descriptions: daemon CPU", f"{scenes['cpu_percent']:.0f}% of a core",
-         "<= 40%", _ok(scenes["cpu_percent"] <= 40)),
-        ("  daemon RSS (max)", f"{scenes['rss_mib_max']:.0f} MiB", "<= 120 MiB",
-         _ok(scenes["rss_mib_max"] <= 120)),
-        ("  p99", f"{scenes['latency_ms']['p99']:.1f} ms", "< 20 ms",
-         _ok(scenes["latency_ms"]["p99"] < 20)),
-        ("  plates lost", f"{scenes['lost']} of {scenes['plates_sent']}", "0",
-         _ok(scenes["lost"] == 0)),
+        (
+            "  last fragment -> JSON line, p99",
+            f"{plates['latency_ms']['p99']:.1f} ms",
+            "< 20 ms",
+            _ok(plates["latency_ms"]["p99"] < 20),
+        ),
+        (
+            "  plates lost",
+            f"{plates['lost']} of {plates['plates_sent']}",
+            "0",
+            _ok(plates["lost"] == 0),
+        ),
+        (
+            "90% scene descriptions: daemon CPU",
+            f"{scenes['cpu_percent']:.0f}% of a core",
+            "<= 40%",
+            _ok(scenes["cpu_percent"] <= 40),
+        ),
+        (
+            "  daemon RSS (max)",
+            f"{scenes['rss_mib_max']:.0f} MiB",
+            "<= 120 MiB",
+            _ok(scenes["rss_mib_max"] <= 120),
+        ),
+        (
+            "  p99",
+            f"{scenes['latency_ms']['p99']:.1f} ms",
+            "< 20 ms",
+            _ok(scenes["latency_ms"]["p99"] < 20),
+        ),
+        (
+            "  plates lost",
+            f"{scenes['lost']} of {scenes['plates_sent']}",
+            "0",
+            _ok(scenes["lost"] == 0),
+        ),
     ]
     if ffmpeg:
         rows += [
             (
                 f"{ffmpeg['processes']} x ffmpeg: CPU",
-                f"{ffmpeg['cpu_percent']:.0f}% of a core", "", "",
+                f"{ffmpeg['cpu_percent']:.0f}% of a core",
+                "",
+                "",
             ),
             ("  PSS (sum)", f"{ffmpeg['pss_mib']:.0f} MiB", "", ""),
             ("memory: ffmpeg PSS / daemon PSS", f"{ratio:.1f}x", ">= 5x", _ok(ratio >= 5)),

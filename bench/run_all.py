@@ -57,38 +57,80 @@ def main() -> None:
     p, a, f = rtsp["plates"], rtsp["analytics"], rtsp["ffmpeg"]
     ratio = f["pss_mib"] / p["pss_mib"] if f else float("nan")
     rows = [
-        ("HTTP: POSTs/s with 2 pictures (1 core)", f"{http['throughput_posts_per_s']:.0f}",
-         ">= 1000", ok(http["throughput_posts_per_s"] >= 1000)),
-        (f"HTTP: request -> line p99 at {http['rate']:.0f}/s",
-         f"{http['line_latency_ms']['p99']:.1f} ms", "< 20 ms",
-         ok(http["line_latency_ms"]["p99"] < 20)),
-        (f"RTSP: {p['streams']} streams, {p['docs_per_s']:.0f} docs/s: CPU",
-         f"{p['cpu_percent']:.0f}%", "<= 40%", ok(p["cpu_percent"] <= 40)),
+        (
+            "HTTP: POSTs/s with 2 pictures (1 core)",
+            f"{http['throughput_posts_per_s']:.0f}",
+            ">= 1000",
+            ok(http["throughput_posts_per_s"] >= 1000),
+        ),
+        (
+            f"HTTP: request -> line p99 at {http['rate']:.0f}/s",
+            f"{http['line_latency_ms']['p99']:.1f} ms",
+            "< 20 ms",
+            ok(http["line_latency_ms"]["p99"] < 20),
+        ),
+        (
+            f"RTSP: {p['streams']} streams, {p['docs_per_s']:.0f} docs/s: CPU",
+            f"{p['cpu_percent']:.0f}%",
+            "<= 40%",
+            ok(p["cpu_percent"] <= 40),
+        ),
         ("RTSP: RSS", f"{p['rss_mib_max']:.0f} MiB", "<= 120 MiB", ok(p["rss_mib_max"] <= 120)),
-        ("RTSP: last fragment -> line p99", f"{p['latency_ms']['p99']:.1f} ms", "< 20 ms",
-         ok(p["latency_ms"]["p99"] < 20)),
-        ("RTSP, 90% scene descriptions: CPU", f"{a['cpu_percent']:.0f}%", "<= 40%",
-         ok(a["cpu_percent"] <= 40)),
+        (
+            "RTSP: last fragment -> line p99",
+            f"{p['latency_ms']['p99']:.1f} ms",
+            "< 20 ms",
+            ok(p["latency_ms"]["p99"] < 20),
+        ),
+        (
+            "RTSP, 90% scene descriptions: CPU",
+            f"{a['cpu_percent']:.0f}%",
+            "<= 40%",
+            ok(a["cpu_percent"] <= 40),
+        ),
         ("RTSP: memory of ffmpeg per camera / daemon", f"{ratio:.1f}x", ">= 5x", ok(ratio >= 5)),
         ("Scale, 200 cameras x 1 read/s: CPU", f"{scale['cpu_percent']:.0f}%", "", ""),
         ("Scale: RSS", f"{scale['rss_mib_max']:.0f} MiB", "", ""),
-        ("Scale: send -> line p50 / p99",
-         f"{scale['latency_ms']['p50']:.1f} / {scale['latency_ms']['p99']:.1f} ms", "", ""),
-        ("Scale: pictures saved / sent",
-         f"{scale['pictures_saved']} / {scale['pictures_sent']}", "all",
-         ok(scale["pictures_saved"] == scale["pictures_sent"])),
+        (
+            "Scale: send -> line p50 / p99",
+            f"{scale['latency_ms']['p50']:.1f} / {scale['latency_ms']['p99']:.1f} ms",
+            "",
+            "",
+        ),
+        (
+            "Scale: pictures saved / sent",
+            f"{scale['pictures_saved']} / {scale['pictures_sent']}",
+            "all",
+            ok(scale["pictures_saved"] == scale["pictures_sent"]),
+        ),
         ("Scale: events lost", str(scale["lost"]), "0", ok(scale["lost"] == 0)),
     ]
     if soak and "soak" in soak:
         rows += [
-            (f"Soak {args.soak_minutes:g} min: RSS growth",
-             f"{soak['soak']['rss_growth_percent']:+.1f}%", "< 5%",
-             ok(soak["soak"]["rss_growth_percent"] < 5)),
-            ("Soak: descriptor growth", f"{soak['soak']['fd_growth_percent']:+.1f}%", "< 5%",
-             ok(soak["soak"]["fd_growth_percent"] < 5)),
+            (
+                f"Soak {args.soak_minutes:g} min: RSS growth",
+                f"{soak['soak']['rss_growth_percent']:+.1f}%",
+                "< 5%",
+                ok(soak["soak"]["rss_growth_percent"] < 5),
+            ),
+            (
+                "Soak: descriptor growth",
+                f"{soak['soak']['fd_growth_percent']:+.1f}%",
+                "< 5%",
+                ok(soak["soak"]["fd_growth_percent"] < 5),
+            ),
         ]
-    save("all", {"machine": machine(), "quick": short, "http": http, "rtsp": rtsp,
-                 "scale": scale, "soak": soak})
+    save(
+        "all",
+        {
+            "machine": machine(),
+            "quick": short,
+            "http": http,
+            "rtsp": rtsp,
+            "scale": scale,
+            "soak": soak,
+        },
+    )
     print(f"\n=== All benchmarks on {machine()}{' (quick: not figures to quote)' if short else ''}")
     print(table(rows))
 

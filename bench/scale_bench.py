@@ -50,9 +50,18 @@ from _common import (
 class Sim:
     def __init__(self, tcp: int, rtsp: int, http: int, target: str, seconds: float) -> None:
         cmd = [
-            sys.executable, str(ROOT / "bench" / "_scale_sim.py"),
-            "--tcp", str(tcp), "--rtsp", str(rtsp), "--http", str(http),
-            "--http-target", target, "--seconds", str(seconds),
+            sys.executable,
+            str(ROOT / "bench" / "_scale_sim.py"),
+            "--tcp",
+            str(tcp),
+            "--rtsp",
+            str(rtsp),
+            "--http",
+            str(http),
+            "--http-target",
+            target,
+            "--seconds",
+            str(seconds),
         ]
         if (os.cpu_count() or 1) >= 2:
             cmd = ["taskset", "-c", "1", *cmd]
@@ -125,7 +134,7 @@ class PictureCounter(threading.Thread):
 def config(work: Path, ready: dict[str, Any], http_port: int, n_http: int) -> Path:
     parts = [
         f'[output]\nsnapshot_dir = "snaps"\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
-        'max_body = 4194304\n'
+        "max_body = 4194304\n"
     ]
     for i, port in enumerate(ready["tcp"]):
         parts.append(
@@ -241,25 +250,39 @@ def main() -> None:
             "warm_minute": warm["minute"],
         }
     save("soak" if args.soak_minutes else "scale", result)
-    print(f"Scale run on {result['machine']}: {args.cameras} cameras ({n_tcp} TCP, {n_rtsp} "
-          f"RTSP, {n_http} HTTP), 1 read/s each with pictures, {wall:.0f} s")
+    print(
+        f"Scale run on {result['machine']}: {args.cameras} cameras ({n_tcp} TCP, {n_rtsp} "
+        f"RTSP, {n_http} HTTP), 1 read/s each with pictures, {wall:.0f} s"
+    )
     rows = [
         ("daemon CPU", f"{cpu:.0f}% of a core", "", ""),
         ("daemon RSS (max)", f"{rss_max:.0f} MiB", "", ""),
         ("events/s", f"{len(lat) / wall:.0f}", "", ""),
         ("camera send -> JSON line, p50", f"{result['latency_ms']['p50']:.1f} ms", "", ""),
         ("camera send -> JSON line, p99", f"{result['latency_ms']['p99']:.1f} ms", "", ""),
-        ("pictures saved / sent", f"{counter.count} / {sent_pictures}", "all",
-         _ok(counter.count == sent_pictures)),
+        (
+            "pictures saved / sent",
+            f"{counter.count} / {sent_pictures}",
+            "all",
+            _ok(counter.count == sent_pictures),
+        ),
         ("events lost", f"{result['lost']} of {len(sim.sent)}", "0", _ok(result["lost"] == 0)),
     ]
     if "soak" in result:
         soak = result["soak"]
         rows += [
-            (f"RSS growth after minute {soak['warm_minute']:g}",
-             f"{soak['rss_growth_percent']:+.1f}%", "< 5%", _ok(soak["rss_growth_percent"] < 5)),
-            ("open descriptors growth", f"{soak['fd_growth_percent']:+.1f}%", "< 5%",
-             _ok(soak["fd_growth_percent"] < 5)),
+            (
+                f"RSS growth after minute {soak['warm_minute']:g}",
+                f"{soak['rss_growth_percent']:+.1f}%",
+                "< 5%",
+                _ok(soak["rss_growth_percent"] < 5),
+            ),
+            (
+                "open descriptors growth",
+                f"{soak['fd_growth_percent']:+.1f}%",
+                "< 5%",
+                _ok(soak["fd_growth_percent"] < 5),
+            ),
         ]
     print(table(rows))
 
