@@ -195,6 +195,7 @@ class Daemon:
                 health=self.health,
                 stats=self.stats,
             )
+            mqtt.open()  # a spool that cannot be opened stops the start (ConfigError)
             sub = self._bus.subscribe(
                 mqtt.name,
                 maxsize=self.config.mqtt.buffer,

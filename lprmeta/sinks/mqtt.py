@@ -41,6 +41,7 @@ import orjson
 
 from ..bus import Subscription
 from ..config import MqttConfig
+from ..errors import ConfigError, ConfigProblem
 from ..events import Event
 from ..health import Health
 from ..log import get_logger
@@ -128,12 +129,16 @@ class _SpoolBacklog:
     async def feed(self) -> None:
         try:
             async for event in self._sub:
-                if not self._spool.append(encode_line(event)):
+                try:
+                    kept = self._spool.append(encode_line(event))
+                    why = "MQTT spool full, event dropped"
+                except OSError as exc:  # disk full, I/O error: this event is lost, say so
+                    kept = False
+                    why = f"MQTT spool cannot be written ({exc.strerror}), event dropped"
+                if not kept:
                     n = self._stats.inc(f"dropped:{self._name}", event.camera)
                     if n == 1 or n % 1000 == 0:
-                        self._log.warning(
-                            "MQTT spool full, event dropped", camera=event.camera, dropped=n
-                        )
+                        self._log.error(why, camera=event.camera, dropped=n)
                 self._more.set()
         finally:
             self._fed_all = True
@@ -185,6 +190,7 @@ class MqttSink:
         self._dirty: set[str] = set()  # cameras whose status is to be (re)published
         self._dirty_event = asyncio.Event()
         self._brokers = [(cfg.host, cfg.port), *cfg.failover]
+        self._spool: Spool | None = None
         self._state = ""
         self._reasons: set[tuple[Any, ...]] = set()  # logged during this outage
         self._log = get_logger("lprmeta.sinks.mqtt", client_id=self.client_id)
@@ -195,18 +201,34 @@ class MqttSink:
     def topic(self, camera: str, kind: str) -> str:
         return f"{self.cfg.prefix}/{camera}/{kind}"
 
+    def open(self) -> None:
+        """Open the spool file, if any (at start-up: a spool that cannot be opened is a
+        configuration error, not a surprise at the first event)."""
+        if self.cfg.spool is None or self._spool is not None:
+            return
+        try:
+            self._spool = Spool(self.cfg.spool, self.cfg.buffer)
+        except OSError as exc:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "mqtt.spool", f"cannot open {str(self.cfg.spool)!r}: {exc.strerror}"
+                    )
+                ]
+            ) from exc
+        if self._spool.torn:
+            self._log.error(
+                "torn record at the end of the MQTT spool cut off", bytes=self._spool.torn
+            )
+        if self._spool.waiting:
+            self._log.info("sending events left in the MQTT spool", events=self._spool.waiting)
+
     async def run(self, sub: Subscription) -> None:
-        spool: Spool | None = None
+        self.open()
+        spool = self._spool
         feeder: asyncio.Task[None] | None = None
         backlog: _MemoryBacklog | _SpoolBacklog
-        if self.cfg.spool is not None:
-            spool = Spool(self.cfg.spool, self.cfg.buffer)
-            if spool.torn:
-                self._log.error(
-                    "torn record at the end of the MQTT spool cut off", bytes=spool.torn
-                )
-            if spool.waiting:
-                self._log.info("sending events left in the MQTT spool", events=spool.waiting)
+        if spool is not None:
             spool_backlog = _SpoolBacklog(spool, sub, self.stats, self.name)
             feeder = asyncio.create_task(spool_backlog.feed(), name="mqtt-spool-feeder")
             backlog = spool_backlog
@@ -228,6 +250,7 @@ class MqttSink:
                 await asyncio.gather(feeder, return_exceptions=True)
             if spool is not None:
                 spool.close()
+                self._spool = None
 
     # ------------------------------------------------------------- connection
 

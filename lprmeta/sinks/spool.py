@@ -17,7 +17,9 @@ directly (a record is a few hundred bytes; no fsync).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from io import BufferedRandom
 from pathlib import Path
 
 __all__ = ["COMPACT_AT", "Spool"]
@@ -46,9 +48,15 @@ class Spool:
         """Queue one record (ending in ``\\n``); False when ``limit`` records wait."""
         if self.waiting >= self.limit:
             return False
-        self._file.seek(0, os.SEEK_END)
-        self._file.write(record)
-        self._file.flush()
+        size = self._file.seek(0, os.SEEK_END)
+        try:
+            self._file.write(record)
+            self._file.flush()
+        except OSError:
+            # Disk full or the like: take back what part of it was written, so the next
+            # record does not run on from half of this one.
+            self._file = self._reopen_at(size)
+            raise
         self.waiting += 1
         return True
 
@@ -106,6 +114,12 @@ class Spool:
         self._file.close()
         self._file = self.path.open("a+b")
         self._offset = 0
+
+    def _reopen_at(self, size: int) -> BufferedRandom:
+        with contextlib.suppress(OSError):
+            self._file.close()  # its buffer may still hold the failed bytes: drop them
+        os.truncate(self.path, size)
+        return self.path.open("a+b")
 
     def _read_offset(self) -> int:
         try:

@@ -170,3 +170,37 @@ async def test_full_disk_for_the_snapshot_directory(tmp_path: Path) -> None:
         assert event.images and all(i.path is None for i in event.images)
         assert all(i.missing == f"save failed: {reason}" for i in event.images)
         assert all(i.sha256 and i.bytes for i in event.images)  # what was lost is still known
+
+
+def test_a_failed_spool_write_takes_itself_back(tmp_path: Path) -> None:
+    """The MQTT spool on a disk that fills: the record that did not fit is refused whole
+    (OSError, counted by the sink), none before it is damaged, and once there is room
+    again the spool goes on as if nothing happened."""
+    from lprmeta.sinks.spool import Spool
+
+    def record(n: int) -> bytes:
+        return b'{"n":%d,"pad":"%s"}\n' % (n, b"x" * 300)
+
+    path = tmp_path / "mqtt.spool"
+    spool = Spool(path, limit=10_000)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4000, old[1]))  # the disk is "full" at 4000
+    n = 0
+    try:
+        with pytest.raises(OSError, match="too large"):  # noqa: PT012  # until "full"
+            while True:
+                spool.append(record(n))
+                n += 1
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+    assert 0 < n < 4000 // len(record(0)) + 1
+    # Nothing half-written left behind:
+    assert path.stat().st_size == sum(len(record(i)) for i in range(n))
+    assert spool.waiting == n
+    assert spool.append(record(n))  # room again
+    got = []
+    while (r := spool.peek()) is not None:
+        got.append(r)
+        spool.ack()
+    spool.close()
+    assert got == [record(i) for i in range(n + 1)]

@@ -315,3 +315,18 @@ async def test_two_daemons_share_a_broker_and_a_killed_one_goes_offline(
             if p.returncode is None:
                 p.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(p.wait(), 10)
+
+
+def test_a_spool_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
+    from lprmeta.errors import ConfigError
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    config = make_config(tmp_path, mqtt={"spool": str(blocker / "mqtt.spool")})
+
+    async def start() -> None:
+        async with Daemon(config, stdout=io.BytesIO()):
+            pass
+
+    with pytest.raises(ConfigError, match=r"mqtt.spool: cannot open"):
+        asyncio.run(start())
