@@ -646,6 +646,8 @@ def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
     if not prefix or any(ch in prefix for ch in "#+"):
         r.problem("prefix", "must be a topic without wildcards")
     ca_file = r.string("ca_file", "")
+    if ca_file and not Path(ca_file).is_file():
+        r.problem("ca_file", f"no such file: {ca_file!r}")
     spool = r.string("spool", "")
     failover: list[tuple[str, int]] = []
     for i, entry in enumerate(r.array("failover") or []):

@@ -254,11 +254,7 @@ class MqttSink:
 
     # ------------------------------------------------------------- connection
 
-    def _client(self, host: str, port: int) -> aiomqtt.Client:
-        tls: ssl.SSLContext | None = None
-        if self.cfg.tls:
-            ca = str(self.cfg.ca_file) if self.cfg.ca_file is not None else None
-            tls = ssl.create_default_context(cafile=ca)
+    def _client(self, host: str, port: int, tls: ssl.SSLContext | None) -> aiomqtt.Client:
         return aiomqtt.Client(
             host,
             port,
@@ -277,17 +273,22 @@ class MqttSink:
         attempt = 0
         while True:
             host, port = self._brokers[attempt % len(self._brokers)]
+            tls: _TlsContext | None = None
             try:
-                async with self._client(host, port) as client:
+                tls = _TlsContext.for_config(self.cfg) if self.cfg.tls else None
+                async with self._client(host, port, tls) as client:
                     self._set_state("up", host=host, port=port)
                     delay = self.cfg.backoff_initial
                     if await self._session(client, backlog):
                         return
-            except* aiomqtt.MqttError as group:
-                exc = group.exceptions[0]
+            except* (aiomqtt.MqttError, OSError) as group:  # OSError: TLS, a bad CA file
+                exc = _first(group)
                 if self._state == "up":
                     self.stats.inc(f"mqtt_disconnects:{self.name}")
                 self._set_state("down", host=host, port=port, error=str(exc) or type(exc).__name__)
+            finally:
+                if tls is not None:
+                    tls.close_sockets()
             attempt += 1
             await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311  # jitter
             delay = min(delay * 2, self.cfg.backoff_max)
@@ -402,6 +403,41 @@ class MqttSink:
         for camera in self._cameras:
             await client.publish(f"{self.cfg.prefix}/{camera}/status", OFFLINE, qos=1, retain=True)
         await client.publish(self.daemon_topic, OFFLINE, qos=1, retain=True)
+
+
+class _TlsContext(ssl.SSLContext):
+    """Closes the TLS sockets it made once a connection attempt is over: paho-mqtt 2.2
+    leaves the socket of a failed handshake (an untrusted broker) open until the
+    garbage collector finds it, one per retry."""
+
+    sockets: list[ssl.SSLSocket]
+
+    @classmethod
+    def for_config(cls, cfg: MqttConfig) -> _TlsContext:
+        ctx = cls(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
+        ctx.sockets = []
+        if cfg.ca_file is not None:
+            ctx.load_verify_locations(cafile=str(cfg.ca_file))
+        else:
+            ctx.load_default_certs()
+        return ctx
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        self.sockets.append(sock)
+        return sock
+
+    def close_sockets(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _read_picture(path: str) -> bytes | None:

@@ -247,10 +247,21 @@ async def test_tls_credentials_and_failover(
             await asyncio.sleep(1.0)
             assert d.stats.total("mqtt_sent:mqtt") == 0
             assert d.health.sinks["mqtt"].state == "down"
+
+        (tmp_path / "other").mkdir()
+        other_ca, _, _ = make_tls(tmp_path / "other")  # a CA that did not sign the broker's
+        untrusted = make_config(
+            tmp_path, mqtt={**base, "password": "broker-pass-93", "ca_file": str(other_ca)}
+        )
+        async with Daemon(untrusted, stdout=io.BytesIO(), shutdown_timeout=0.5) as d:
+            await asyncio.sleep(1.0)
+            assert d.stats.total("mqtt_sent:mqtt") == 0
+            assert d.health.sinks["mqtt"].state == "down"
     finally:
         secure.stop()
     err = capfd.readouterr().err
     assert "Not authorized" in err, err  # mosquitto says why
+    assert "certificate verify failed" in err, err
     assert "broker-pass-93" not in err and "nope-wrong-77" not in err
 
 
