@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import sys
 import time
 from datetime import UTC, datetime
+
+from _sim_link import say, sent_log, stdin_reader, wait_for_go
 
 from lprmeta.log import configure_logging
 from lprmeta.simulator.rtsp import RtspCameraServer
 from lprmeta.simulator.script import analytics_document, onvif_notification
-
-
-def say(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 async def camera(
@@ -84,29 +79,10 @@ async def main() -> None:
     for s in servers:
         await s.start()
     say({"ready": [s.port for s in servers]})
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    go = asyncio.create_task(reader.readline())
-    while not go.done():
-        say({"playing": sum(len(s.playing) for s in servers)})
-        await asyncio.wait({go}, timeout=1.0)
-    log: list[list[object]] = []
-
-    async def flush() -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            if log:
-                batch = log[:]
-                del log[:]
-                say({"sent": batch})
-
-    flusher = asyncio.create_task(flush())
-    results = await asyncio.gather(*(camera(i, s, args, log) for i, s in enumerate(servers)))
-    await asyncio.sleep(0.6)
-    flusher.cancel()
-    if log:
-        say({"sent": log})
+    reader = await stdin_reader()
+    await wait_for_go(reader, lambda: {"playing": sum(len(s.playing) for s in servers)})
+    async with sent_log() as log:
+        results = await asyncio.gather(*(camera(i, s, args, log) for i, s in enumerate(servers)))
     totals = {k: sum(r[k] for r in results) for k in ("plates", "analytics", "missed")}
     say({"done": totals})
     await reader.readline()  # hold the streams open until told to stop

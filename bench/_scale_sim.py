@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import sys
 import time
+
+from _sim_link import say, sent_log, stdin_reader, wait_for_go
 
 from lprmeta.log import configure_logging
 from lprmeta.simulator.camera import SimulatedCamera
 from lprmeta.simulator.script import ReadFactory
-
-
-def say(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 async def drive(
@@ -90,47 +85,28 @@ async def main() -> None:
             }
         }
     )
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    go = asyncio.create_task(reader.readline())
-    while not go.done():
-        say({"consumers": sum(c.consumers for c in tcp + rtsp)})
-        await asyncio.wait({go}, timeout=1.0)
-    log: list[list[object]] = []
-
-    async def flush() -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            if log:
-                batch = log[:]
-                del log[:]
-                say({"sent": batch})
-
-    flusher = asyncio.create_task(flush())
-    end = time.monotonic() + args.seconds
-    named = (
-        [(f"T{i:03d}", c) for i, c in enumerate(tcp)]
-        + [(f"R{i:03d}", c) for i, c in enumerate(rtsp)]
-        + [(f"H{i:03d}", c) for i, c in enumerate(http)]
-    )
-    results = await asyncio.gather(
-        *(
-            drive(
-                name,
-                cam,
-                factory=ReadFactory(seed=k, picture_bytes=args.picture_bytes),
-                args=args,
-                log=log,
-                end=end,
-            )
-            for k, (name, cam) in enumerate(named)
+    reader = await stdin_reader()
+    await wait_for_go(reader, lambda: {"consumers": sum(c.consumers for c in tcp + rtsp)})
+    async with sent_log() as log:
+        end = time.monotonic() + args.seconds
+        named = (
+            [(f"T{i:03d}", c) for i, c in enumerate(tcp)]
+            + [(f"R{i:03d}", c) for i, c in enumerate(rtsp)]
+            + [(f"H{i:03d}", c) for i, c in enumerate(http)]
         )
-    )
-    await asyncio.sleep(0.6)
-    flusher.cancel()
-    if log:
-        say({"sent": log})
+        results = await asyncio.gather(
+            *(
+                drive(
+                    name,
+                    cam,
+                    factory=ReadFactory(seed=k, picture_bytes=args.picture_bytes),
+                    args=args,
+                    log=log,
+                    end=end,
+                )
+                for k, (name, cam) in enumerate(named)
+            )
+        )
     say({"done": {k: sum(r[k] for r in results) for k in ("sent", "failed")}})
     await reader.readline()  # hold everything open until told to stop
     for cam in tcp + rtsp + http:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,3 +64,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and os.environ.get("LPRMETA_NO_SKIP") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped under LPRMETA_NO_SKIP=1: {report.longrepr}"
+
+
+async def lprmeta(
+    *args: str,
+    cwd: Path,
+    stdout: int = asyncio.subprocess.PIPE,
+    stderr: int = asyncio.subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """``python -m lprmeta ARGS`` as a user runs it, in ``cwd``; output piped by default."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lprmeta", *args, cwd=cwd, stdout=stdout, stderr=stderr
+    )

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from .conftest import check_line, free_port
+from .conftest import check_line, free_port, lprmeta
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
@@ -194,19 +194,7 @@ password = "tcp-e2e-pw"
   login_retry = 300
 """
     )
-    run = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lprmeta",
-        "run",
-        "--config",
-        str(config),
-        "--log-format",
-        "json",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    run = await lprmeta("run", "--config", str(config), "--log-format", "json", cwd=tmp_path)
     assert run.stdout is not None
     factory = ReadFactory(seed=30)
     try:

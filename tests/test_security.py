@@ -27,7 +27,6 @@ import asyncio
 import base64
 import hmac
 import signal
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -41,7 +40,7 @@ from lprmeta.simulator.rtsp import RtspCameraServer
 from lprmeta.simulator.tcp import TcpCameraServer
 from lprmeta.simulator.web import CameraWebServer
 
-from .conftest import free_port
+from .conftest import free_port, lprmeta
 
 
 def test_credentials_are_both_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,19 +133,7 @@ password = "{SECRETS["rtsp"]}"
     )
     outputs: list[str] = []
     try:
-        run = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lprmeta",
-            "run",
-            "--config",
-            str(config),
-            "--log-level",
-            "debug",
-            cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        run = await lprmeta("run", "--config", str(config), "--log-level", "debug", cwd=tmp_path)
         await asyncio.sleep(3)
         async with aiohttp.ClientSession() as s:
             target = f"http://127.0.0.1:{http_port}/lpr/tcp-cam"
@@ -165,15 +152,7 @@ password = "{SECRETS["rtsp"]}"
             ["probe", "--config", str(config), "--wait", "1"],
             ["check-config", str(config)],
         ):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "lprmeta",
-                *args,
-                cwd=tmp_path,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
+            proc = await lprmeta(*args, cwd=tmp_path)
             pout, perr = await asyncio.wait_for(proc.communicate(), 90)
             outputs += [pout.decode(), perr.decode()]
     finally:

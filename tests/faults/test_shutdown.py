@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from lprmeta.simulator.rtsp import RtspCameraServer
 from lprmeta.simulator.script import ReadFactory
 from lprmeta.simulator.web import CameraWebServer
 
-from ..conftest import check_line, free_port
+from ..conftest import check_line, free_port, lprmeta
 
 
 async def test_sigterm_with_events_and_picture_fetches_in_flight(tmp_path: Path) -> None:
@@ -47,19 +46,7 @@ name = "pusher"
 host = "127.0.0.9"
 """
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lprmeta",
-        "run",
-        "--config",
-        str(config),
-        "--log-format",
-        "json",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await lprmeta("run", "--config", str(config), "--log-format", "json", cwd=tmp_path)
     try:
         await rtsp.wait_playing(timeout=20)
         web.stall()  # every picture fetch hangs from now on

@@ -20,7 +20,7 @@ import pytest
 from lprmeta.daemon import Daemon
 from lprmeta.simulator import ReadFactory, TcpCameraServer
 
-from ..conftest import make_config
+from ..conftest import lprmeta, make_config
 from ..sinks import sample_hooks
 from .conftest import Events, witness
 
@@ -80,19 +80,7 @@ async def test_stdout_closed_by_its_reader(tmp_path: Path) -> None:
         f'[bus]\ndedup_window = 0\n[[cameras]]\nname = "c"\nhost = "127.0.0.1"\n'
         f'password = "sim-password"\n  [cameras.tcp]\n  port = {cam.port}\n'
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lprmeta",
-        "run",
-        "--config",
-        str(config),
-        "--log-format",
-        "json",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await lprmeta("run", "--config", str(config), "--log-format", "json", cwd=tmp_path)
     assert proc.stdout is not None and proc.stderr is not None
     factory = ReadFactory(seed=1)
     try:

@@ -8,7 +8,6 @@ import io
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from lprmeta.simulator import ReadFactory, TcpCameraServer
 from lprmeta.simulator.script import fake_jpeg
 from lprmeta.sinks.spool import Spool
 
-from ..conftest import ROOT, check_line, free_port, make_config
+from ..conftest import ROOT, check_line, free_port, lprmeta, make_config
 from .mosquitto import MOSQUITTO, Broker, make_tls, recording
 
 pytestmark = pytest.mark.skipif(
@@ -292,10 +291,7 @@ async def test_two_daemons_share_a_broker_and_a_killed_one_goes_offline(
             f"backoff_initial = 0.05\n"
         )
         procs.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "lprmeta",
+            await lprmeta(
                 "run",
                 "--config",
                 str(cfg),
