@@ -4,7 +4,8 @@ Runs, one after the other (each on an otherwise idle machine):
 
 * ``http_bench.py``: the HTTP receiver, POSTs with two pictures (issue 4);
 * ``rtsp_bench.py``: 200 RTSP metadata streams, and ffmpeg per camera (issue 5);
-* ``scale_bench.py``: 200 cameras over TCP, HTTP and RTSP in one daemon (issue 6).
+* ``scale_bench.py``: 200 cameras over TCP, HTTP and RTSP in one daemon (issue 6);
+* ``mqtt_bench.py``: the MQTT sink against mosquitto, live and after a broker restart (issue 8).
 
 Each prints its own table and writes ``bench/results/<name>.json``; this script
 then prints the figures side by side with their targets and writes
@@ -26,7 +27,12 @@ from _common import RESULTS, ROOT, machine, save, table
 def run(script: str, *args: str) -> dict[str, Any]:
     print(f"\n=== {script} {' '.join(args)}", flush=True)
     subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], check=True, cwd=ROOT)
-    name = {"http_bench.py": "http", "rtsp_bench.py": "rtsp", "scale_bench.py": "scale"}[script]
+    name = {
+        "http_bench.py": "http",
+        "rtsp_bench.py": "rtsp",
+        "scale_bench.py": "scale",
+        "mqtt_bench.py": "mqtt",
+    }[script]
     if "--soak-minutes" in args:
         name = "soak"
     return json.loads((RESULTS / f"{name}.json").read_text())  # type: ignore[no-any-return]
@@ -45,6 +51,7 @@ def main() -> None:
     )
     scale_args = ["--cameras", "30", "--seconds", "15"] if short else ["--seconds", "120"]
     scale = run("scale_bench.py", *scale_args)
+    mqtt = run("mqtt_bench.py", *(["--events", "3000", "--backlog", "2000"] if short else []))
     soak = (
         run("scale_bench.py", "--soak-minutes", str(args.soak_minutes))
         if args.soak_minutes
@@ -104,6 +111,18 @@ def main() -> None:
             ok(scale["pictures_saved"] == scale["pictures_sent"]),
         ),
         ("Scale: events lost", str(scale["lost"]), "0", ok(scale["lost"] == 0)),
+        (
+            "MQTT QoS 1: events/s live / catch-up",
+            f"{mqtt['live_events_s']} / {mqtt['catch_up_events_s']}",
+            "",
+            "",
+        ),
+        (
+            "MQTT: after a broker restart, in order, dropped",
+            f"{mqtt['received_in_order']}, {mqtt['dropped']}",
+            "True, 0",
+            ok(mqtt["received_in_order"] and mqtt["dropped"] == 0),
+        ),
     ]
     if soak and "soak" in soak:
         rows += [
@@ -128,6 +147,7 @@ def main() -> None:
             "http": http,
             "rtsp": rtsp,
             "scale": scale,
+            "mqtt": mqtt,
             "soak": soak,
         },
     )
