@@ -3,6 +3,7 @@ read its stdout lines with arrival times, and summarise latencies."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -87,6 +88,69 @@ def wait_for_log(proc: subprocess.Popen[bytes], needle: bytes, timeout: float = 
 def _drain(stream: Any) -> None:
     for _ in stream:
         pass
+
+
+class SimProcess:
+    """A simulator script (``bench/_*_sim.py``, the other end of ``_sim_link.py``) in its
+    own process on core 1, and what it says: ``ready`` (its ports), status counts until
+    ``go``, ``sent`` batches of ``[plate, time, ...]``, and ``done`` totals."""
+
+    def __init__(self, script: str, args: list[str], *, start_timeout: float) -> None:
+        cmd = [sys.executable, str(ROOT / "bench" / script), *args]
+        if (os.cpu_count() or 1) >= 2:
+            cmd = ["taskset", "-c", "1", *cmd]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        self.ready: Any = None
+        self.status: dict[str, int] = {}
+        self.sent: dict[str, tuple[Any, ...]] = {}  # plate -> (time, what else was sent)
+        self.done: dict[str, int] = {}
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(start_timeout):
+            raise RuntimeError("simulator did not start")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if "ready" in msg:
+                self.ready = msg["ready"]
+                self._ready.set()
+            elif "sent" in msg:
+                self.sent.update((entry[0], tuple(entry[1:])) for entry in msg["sent"])
+            elif "done" in msg:
+                self.done = msg["done"]
+                self._done.set()
+            else:
+                self.status.update(msg)
+
+    def wait_status(self, key: str, n: int, timeout: float = 120) -> None:
+        """Until the simulator reports ``key`` (e.g. streams playing) at ``n`` or more."""
+        deadline = time.monotonic() + timeout
+        while self.status.get(key, 0) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.status.get(key, 0)} of {n} {key}")
+            time.sleep(0.2)
+
+    def _say(self, word: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+
+    def go(self) -> None:
+        self._say("go")
+
+    def wait_done(self, timeout: float) -> None:
+        if not self._done.wait(timeout):
+            raise TimeoutError("simulator did not finish")
+
+    def stop(self, timeout: float = 60) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._say("stop")
+        self.proc.wait(timeout)
 
 
 class LineReader(threading.Thread):

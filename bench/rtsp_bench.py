@@ -16,20 +16,17 @@ Three runs against N simulated cameras (``_rtsp_sim.py``, its own process, core 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import (
-    ROOT,
     LineReader,
+    SimProcess,
     cpu_seconds,
     machine,
     percentiles,
@@ -47,76 +44,13 @@ from _common import (
 PASSWORD = "sim-password"
 
 
-class Sim:
+class Sim(SimProcess):
     """The simulated cameras, in their own process on core 1."""
 
     def __init__(self, cameras: int, rate: float, analytics: float, seconds: float):
-        cmd = [
-            sys.executable,
-            str(ROOT / "bench" / "_rtsp_sim.py"),
-            "--cameras",
-            str(cameras),
-            "--rate",
-            str(rate),
-            "--analytics",
-            str(analytics),
-            "--seconds",
-            str(seconds),
-        ]
-        if (os.cpu_count() or 1) >= 2:
-            cmd = ["taskset", "-c", "1", *cmd]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
-        )
-        self.sent: dict[str, float] = {}
-        self.done: dict[str, int] = {}
-        self.playing = 0
-        self.ports: list[int] = []
-        self._ready = threading.Event()
-        self._finished = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(60):
-            raise RuntimeError("simulator did not start")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            if "ready" in msg:
-                self.ports = msg["ready"]
-                self._ready.set()
-            elif "playing" in msg:
-                self.playing = msg["playing"]
-            elif "sent" in msg:
-                self.sent.update((p, t) for p, t in msg["sent"])
-            elif "done" in msg:
-                self.done = msg["done"]
-                self._finished.set()
-
-    def wait_playing(self, n: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while self.playing < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {self.playing} of {n} streams playing")
-            time.sleep(0.2)
-
-    def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-
-    def wait_done(self, timeout: float) -> None:
-        if not self._finished.wait(timeout):
-            raise TimeoutError("simulator did not finish")
-
-    def stop(self) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write("stop\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass
-        self.proc.wait(30)
+        args = ["--cameras", str(cameras), "--rate", str(rate), "--analytics", str(analytics)]
+        super().__init__("_rtsp_sim.py", [*args, "--seconds", str(seconds)], start_timeout=60)
+        self.ports: list[int] = self.ready
 
 
 def daemon_config(work: Path, ports: list[int]) -> Path:
@@ -141,7 +75,7 @@ def run_daemon(args: argparse.Namespace, analytics: float) -> dict[str, Any]:
     reader.start()
     try:
         wait_for_log(daemon, b"lprmeta running")
-        sim.wait_playing(args.cameras)
+        sim.wait_status("playing", args.cameras)
         time.sleep(2)  # let start-up work (ONVIF identification attempts) settle
         rss_samples: list[float] = []
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
@@ -163,7 +97,7 @@ def run_daemon(args: argparse.Namespace, analytics: float) -> dict[str, Any]:
         daemon.wait(timeout=15)
         sim.stop()
         shutil.rmtree(work, ignore_errors=True)
-    lat = [(arrivals[p] - t) * 1000 for p, t in sim.sent.items() if p in arrivals]
+    lat = [(arrivals[p] - t) * 1000 for p, (t,) in sim.sent.items() if p in arrivals]
     return {
         "streams": args.cameras,
         "docs_per_s": args.cameras * args.rate,
@@ -211,7 +145,7 @@ def run_ffmpeg(args: argparse.Namespace) -> dict[str, Any]:
             procs.append(
                 subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
-        sim.wait_playing(args.cameras)
+        sim.wait_status("playing", args.cameras)
         time.sleep(2)
         c0 = sum(cpu_seconds(p.pid) for p in procs)
         t0 = time.monotonic()

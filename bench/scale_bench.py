@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    ROOT,
     LineReader,
+    SimProcess,
     cpu_seconds,
     machine,
     open_fds,
@@ -47,66 +44,11 @@ from _common import (
 )
 
 
-class Sim:
+class Sim(SimProcess):
     def __init__(self, tcp: int, rtsp: int, http: int, target: str, seconds: float) -> None:
-        cmd = [
-            sys.executable,
-            str(ROOT / "bench" / "_scale_sim.py"),
-            "--tcp",
-            str(tcp),
-            "--rtsp",
-            str(rtsp),
-            "--http",
-            str(http),
-            "--http-target",
-            target,
-            "--seconds",
-            str(seconds),
-        ]
-        if (os.cpu_count() or 1) >= 2:
-            cmd = ["taskset", "-c", "1", *cmd]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
-        )
-        self.ready: dict[str, Any] = {}
-        self.consumers = 0
-        self.sent: dict[str, tuple[float, int]] = {}
-        self.done: dict[str, int] = {}
-        self._ready = threading.Event()
-        self._done = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(120):
-            raise RuntimeError("simulator did not start")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            if "ready" in msg:
-                self.ready = msg["ready"]
-                self._ready.set()
-            elif "consumers" in msg:
-                self.consumers = msg["consumers"]
-            elif "sent" in msg:
-                for plate, t, pictures in msg["sent"]:
-                    self.sent[plate] = (t, pictures)
-            elif "done" in msg:
-                self.done = msg["done"]
-                self._done.set()
-
-    def go(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-
-    def stop(self) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write("stop\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass
-        self.proc.wait(60)
+        args = ["--tcp", str(tcp), "--rtsp", str(rtsp), "--http", str(http)]
+        args += ["--http-target", target, "--seconds", str(seconds)]
+        super().__init__("_scale_sim.py", args, start_timeout=120)
 
 
 class PictureCounter(threading.Thread):
@@ -186,11 +128,7 @@ def main() -> None:
     samples: list[dict[str, float]] = []
     try:
         wait_for_log(daemon, b"lprmeta running")
-        deadline = time.monotonic() + 120
-        while sim.consumers < n_tcp + n_rtsp:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {sim.consumers} cameras connected")
-            time.sleep(0.5)
+        sim.wait_status("consumers", n_tcp + n_rtsp)
         time.sleep(2)
         counter.start()
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
@@ -213,7 +151,7 @@ def main() -> None:
                 next_sample += 60 if args.soak_minutes else 10
         wall = time.monotonic() - t0
         cpu = (cpu_seconds(daemon.pid) - c0) / wall * 100
-        sim._done.wait(60)
+        sim.wait_done(60)
         time.sleep(5)  # the last pictures and lines
         counter.stop.set()
         counter.join()
