@@ -94,6 +94,7 @@ class Message:
     topic: str
     payload: bytes
     retain: bool
+    qos: int
 
 
 @dataclass
@@ -124,7 +125,7 @@ class Recorder:
                     self.subscribed.set()
                     async for m in client.messages:
                         payload = m.payload if isinstance(m.payload, bytes) else b""
-                        self.messages.append(Message(str(m.topic), payload, bool(m.retain)))
+                        self.messages.append(Message(str(m.topic), payload, bool(m.retain), m.qos))
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.1)
 

@@ -71,7 +71,7 @@ async def test_topics_payloads_pictures_and_availability(tmp_path: Path, broker:
     tcp = {"port": sim.port}
     config = make_config(
         tmp_path,
-        mqtt=mqtt(broker, pictures="binary", qos=1, retain=True),
+        mqtt=mqtt(broker, pictures="binary", qos=0, retain=True),
         cameras=[
             {"name": "gate", "host": "127.0.0.1", "password": "sim-password", "tcp": tcp},
             {"name": "pusher", "host": "127.0.0.1", "http": {}},
@@ -103,6 +103,9 @@ async def test_topics_payloads_pictures_and_availability(tmp_path: Path, broker:
     assert pusher["images"][0]["sha256"] == hashlib.sha256(plate_jpeg).hexdigest()
     order = [m.topic for m in rec.messages if m.topic.startswith("site1/pusher/plate")]
     assert order == ["site1/pusher/plate/plate", "site1/pusher/plate"]
+    # qos = 0 as configured for events and pictures; availability always QoS 1.
+    assert {m.qos for m in rec.messages if "/plate" in m.topic} == {0}
+    assert {m.qos for m in rec.messages if m.topic.endswith("/status")} == {1}
     gate_pictures = {m.topic for m in rec.messages if m.topic.startswith("site1/gate/plate/")}
     assert gate_pictures == {f"site1/gate/plate/{i['role']}" for i in gate["images"]}
 
@@ -193,6 +196,30 @@ def test_spool_cuts_a_torn_record_and_resumes_at_its_offset(tmp_path: Path) -> N
     s.ack()
     assert s.peek() is None and path.stat().st_size == 0
     s.close()
+
+
+def test_spool_cuts_off_what_was_sent_once_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lprmeta.sinks import spool as spool_module
+
+    monkeypatch.setattr(spool_module, "COMPACT_AT", 20)
+    path = tmp_path / "s.spool"
+    s = Spool(path, limit=100)
+    for n in range(5):
+        s.append(b'{"n":%d}\n' % n)  # 8 bytes each
+    for _ in range(3):
+        s.ack()  # past 20 bytes sent: compacted
+    assert path.read_bytes() == b'{"n":3}\n{"n":4}\n'
+    assert s.waiting == 2 and s.peek() == b'{"n":3}\n'
+    s.append(b'{"n":5}\n')
+    s.close()
+    with Spool(path, limit=100) as again:  # the offset file agrees with the new file
+        got = []
+        while (r := again.peek()) is not None:
+            got.append(r)
+            again.ack()
+    assert got == [b'{"n":3}\n', b'{"n":4}\n', b'{"n":5}\n']
 
 
 async def test_tls_credentials_and_failover(
