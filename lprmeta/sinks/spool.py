@@ -34,7 +34,6 @@ class Spool:
         self.path = path
         self.limit = limit
         self.torn = 0  # bytes cut off a torn last record at start-up
-        self.skipped = 0  # damaged records passed over
         path.parent.mkdir(parents=True, exist_ok=True)
         self._offset_path = path.with_name(path.name + ".offset")
         self._file = path.open("a+b")  # held open for the spool's life
@@ -69,10 +68,13 @@ class Spool:
             record = self._file.readline(MAX_RECORD)
             if record.endswith(b"\n"):
                 return record
-            # Damage (cannot happen to what this process wrote): skip to the next line.
-            self.skipped += 1
-            rest = self._file.readline()  # the remainder of the over-long line
-            self._advance(len(record) + len(rest))
+            # Longer than any record this process writes: damage; skip to the next line.
+            length = len(record)
+            while chunk := self._file.readline(1 << 20):  # in bounded pieces
+                length += len(chunk)
+                if chunk.endswith(b"\n"):
+                    break
+            self._advance(length)
         return None
 
     def ack(self) -> None:

@@ -364,3 +364,18 @@ def test_a_spool_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"mqtt.spool: cannot open"):
         asyncio.run(start())
+
+
+def test_spool_skips_a_damaged_over_long_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lprmeta.sinks import spool as spool_module
+
+    monkeypatch.setattr(spool_module, "MAX_RECORD", 16)
+    path = tmp_path / "s.spool"
+    path.write_bytes(b'{"n":1}\n' + b"x" * 100 + b"\n" + b'{"n":2}\n')
+    with Spool(path, limit=100) as s:
+        assert s.peek() == b'{"n":1}\n'
+        s.ack()
+        assert s.peek() == b'{"n":2}\n'  # the 101-byte line passed over
+        assert s.waiting == 1
