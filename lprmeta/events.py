@@ -81,7 +81,9 @@ class WireEnum(StrEnum):
             if text in ("", "-"):
                 return None
             if text.isdecimal():
-                return cls.from_code(int(text))
+                # A code is a small number; 5,000 digits (int() refuses past 4,300) are
+                # no code (decimal digits of any script are, as int() reads them).
+                return cls.from_code(int(text)) if len(text) <= 20 else cls("unknown")
             return _lookup_name(cls, text)  # type: ignore[return-value]
         return cls("unknown")
 

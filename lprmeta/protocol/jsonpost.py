@@ -15,9 +15,10 @@ objects to be saved, and ``raw`` keeps a short placeholder instead.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ..errors import PayloadError
 from ..events import (
@@ -44,7 +45,29 @@ from .values import (
     parse_time,
 )
 
-__all__ = ["CANONICAL_FIELDS", "IMAGE_ROLES", "kind_of", "normalize_json"]
+__all__ = [
+    "CANONICAL_FIELDS",
+    "IMAGE_ROLES",
+    "MAX_KEYS",
+    "MAX_LIST_ITEMS",
+    "MAX_PICTURES",
+    "MAX_RAW_BYTES",
+    "MAX_RAW_TEXT",
+    "bounded_raw",
+    "kind_of",
+    "normalize_json",
+]
+
+# Limits on the work and memory one event may take (the README's limits table). A
+# camera's JSON has a few dozen keys, two to four pictures and short values; past
+# these the event still goes out, with what was not read named in details.problems.
+MAX_KEYS: Final = 1000  # keys of one object that are read and kept
+MAX_LIST_ITEMS: Final = 256  # items of one list (parking regions, counting regions)
+MAX_PICTURES: Final = 16  # pictures of one event
+MAX_RAW_TEXT: Final = 16 * 1024  # characters of one text value kept in raw
+MAX_RAW_BYTES: Final = 256 * 1024  # about this much of raw is kept per event
+
+_T = TypeVar("_T")
 
 # canonical name -> folded aliases, most specific first. The canonical names are
 # what `[cameras.http.fields]` accepts on its left-hand side.
@@ -142,9 +165,15 @@ class _Fields:
     most specific alias present (cameras send a few dozen keys; this runs per event).
     """
 
-    def __init__(self, body: Mapping[str, Any], fields: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        body: Mapping[str, Any],
+        fields: Mapping[str, str],
+        problems: list[str] | None = None,
+    ) -> None:
         self.body = body
         self.fields = fields
+        self.problems: list[str] = problems if problems is not None else []
         self.index: dict[str, str] = {}
         found: dict[str, tuple[int, str]] = {}
         for key in body:
@@ -176,6 +205,25 @@ class _Fields:
     def text(self, canonical: str) -> str | None:
         value = self.get(canonical)
         return str(value).strip() if value is not None else None
+
+    def conv(self, canonical: str, parse: Callable[[Any], _T | None]) -> _T | None:
+        """``parse`` of a field's value; whatever it raises is a problem of this one field
+        (named in ``details.problems``, the value kept in ``raw``), never of the event."""
+        value = self.get(canonical)
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except Exception as exc:  # noqa: BLE001  # containment: one field, not the event
+            self.problems.append(f"{canonical}: {type(exc).__name__}: {str(exc)[:120]}")
+            return None
+
+    def count(self, canonical: str, parsed: int | None) -> int | None:
+        """A size or coordinate: below zero it is out of its domain (kept raw, null here)."""
+        if parsed is not None and parsed < 0:
+            self.problems.append(f"{canonical}: {parsed} is below 0")
+            return None
+        return parsed
 
     def image_keys(self) -> list[tuple[str, str]]:
         """(json key, role) of every picture field present."""
@@ -236,24 +284,43 @@ def normalize_json(
     """
     if not isinstance(body, Mapping):
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
+    problems: list[str] = []
+    if len(body) > MAX_KEYS:
+        problems.append(f"{len(body)} keys; the first {MAX_KEYS} were read and kept")
+        body = dict(itertools.islice(body.items(), MAX_KEYS))
     fmap = dict(fields or {})
-    f = _Fields(body, fmap)
+    f = _Fields(body, fmap, problems)
     kind = kind or kind_of(body, fmap)
     pictures: list[Picture] = []
     missing: list[ImageRef] = []
     placeholders: dict[int, dict[str, str]] = {}
+    roles: set[str] = set()
+    over = 0
 
     def take_pictures(obj: Mapping[str, Any], ff: _Fields, suffix: str = "") -> None:
+        nonlocal over
         for key, role in ff.image_keys():
             value = obj.get(key)
             if not isinstance(value, str) or is_none(value):
                 continue
+            if len(pictures) + len(missing) >= MAX_PICTURES:
+                over += 1
+                placeholders.setdefault(id(obj), {})[key] = "<picture: over the limit>"
+                continue
+            # Two keys of one role ("plate_image" and "Plate Image") are two pictures:
+            # the second is "plate_2", so each has its own file and its own hash.
             full_role = role + suffix
+            n = 1
+            while full_role in roles:
+                n += 1
+                full_role = f"{role}{suffix}_{n}"
+            roles.add(full_role)
             try:
                 data = decode_base64_picture(value, limit=max_picture)
             except PayloadError as exc:
                 if strict_pictures:
                     raise PayloadError(f"{key}: {exc.message}") from exc
+                # A bad picture is marked missing; the read still goes out.
                 missing.append(ImageRef(full_role, None, None, None, missing=exc.message))
                 placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: invalid>"
                 continue
@@ -264,25 +331,49 @@ def normalize_json(
 
     take_pictures(body, f)
     builder = _BUILDERS.get(kind, _build_other)
-    fields_out, found = builder(f, take_pictures)
+    try:
+        fields_out, found = builder(f, take_pictures)
+    except PayloadError:
+        raise
+    except Exception as exc:  # noqa: BLE001  # containment: the read goes out, fields unread
+        problems.append(f"{kind.value} fields: {type(exc).__name__}: {str(exc)[:120]}")
+        fields_out, found = {}, {}
+    if over:
+        problems.append(f"{over} more pictures than the limit of {MAX_PICTURES}; not kept")
     event_name = f.text("event")
     if event_name is not None:
-        found.setdefault("event", event_name)
+        found.setdefault("event", event_name[:MAX_RAW_TEXT])
     device = f.text("device")
     if device is not None:
-        found.setdefault("device", device)
+        found.setdefault("device", device[:MAX_RAW_TEXT])
+    if raw is None:
+        raw, dropped = bounded_raw(_raw_copy(body, placeholders))
+        if dropped:
+            problems.append(dropped)
+    if problems:
+        found["problems"] = problems
     return Event(
         kind=kind,
         camera=camera,
         source=source,
         received=received,
-        details={**found, **details} if details else found,
-        raw=raw if raw is not None else _raw_copy(body, placeholders),
+        details=_merged(found, details),
+        raw=raw,
         images=tuple(missing),
         pictures=tuple(pictures),
         picture_paths=picture_paths,
         **fields_out,
     )
+
+
+def _merged(found: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The builder's details with the caller's; problems of both are kept."""
+    if not extra:
+        return found
+    out = {**found, **extra}
+    if "problems" in found and "problems" in extra:
+        out["problems"] = [*found["problems"], *extra["problems"]]
+    return out
 
 
 # ----------------------------------------------------------------------------- per kind
@@ -291,36 +382,39 @@ _TakePictures = Callable[[Mapping[str, Any], _Fields, str], None]
 
 
 def _plate_fields(f: _Fields) -> dict[str, Any]:
-    """The LPR fields of the guide's HTTP key table, wherever they appear."""
+    """The LPR fields of the guide's HTTP key table, wherever they appear. Every
+    conversion goes through :meth:`_Fields.conv`: a value that cannot be read is
+    a problem of that field only."""
     region = f.get("region")
-    roi = parse_int(f.get("roi"))
+    roi = f.conv("roi", parse_int)
     country: str | None = None
     if isinstance(region, int) and not isinstance(region, bool):
-        roi = roi if roi is not None else region
+        roi = roi if roi is not None else parse_int(region)
     elif isinstance(region, str):
         # A list (interval-mode parking: every ROI number) is no country either.
-        country = region.strip() or None
-    box_parts = [parse_int(f.get(k)) for k in ("x1", "y1", "x2", "y2")]
+        country = region.strip()[:64] or None
+    box_parts = [f.conv(k, parse_int) for k in ("x1", "y1", "x2", "y2")]
     plate_box = tuple(box_parts) if all(v is not None for v in box_parts) else None
-    width, height = parse_int(f.get("resolution_width")), parse_int(f.get("resolution_height"))
-    time = parse_time(f.get("time_msec")) or parse_time(f.get("time"))
+    width = f.count("resolution_width", f.conv("resolution_width", parse_int))
+    height = f.count("resolution_height", f.conv("resolution_height", parse_int))
+    time = f.conv("time_msec", parse_time) or f.conv("time", parse_time)
     plate = f.text("plate")
     return {
         "time": time,
         "plate": plate or None,
-        "confidence": parse_confidence(f.get("confidence")),
+        "confidence": f.conv("confidence", parse_confidence),
         "country": country,
-        "list": ListType.parse(f.get("list")),
-        "direction": Direction.parse(f.get("direction")),
-        "speed_kmh": parse_speed(f.get("speed")),
+        "list": f.conv("list", ListType.parse),
+        "direction": f.conv("direction", Direction.parse),
+        "speed_kmh": f.conv("speed", parse_speed),
         "roi": roi,
         "plate_box": plate_box,
         "resolution": (width, height) if width is not None and height is not None else None,
-        "plate_color": Color.parse(f.get("plate_color")),
+        "plate_color": f.conv("plate_color", Color.parse),
         "vehicle": Vehicle(
-            type=VehicleType.parse(f.get("vehicle_type")),
-            color=Color.parse(f.get("vehicle_color")),
-            brand=Brand.parse(f.get("vehicle_brand")),
+            type=f.conv("vehicle_type", VehicleType.parse),
+            color=f.conv("vehicle_color", Color.parse),
+            brand=f.conv("vehicle_brand", Brand.parse),
         ),
     }
 
@@ -375,10 +469,17 @@ def _build_parking(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dic
     out["roi"] = None
     if isinstance(data_list, list) or report == "interval":
         regions = []
-        for item in data_list if isinstance(data_list, list) else []:
+        items = data_list if isinstance(data_list, list) else []
+        if len(items) > MAX_LIST_ITEMS:
+            f.problems.append(f"{len(items)} regions; the first {MAX_LIST_ITEMS} were read")
+            items = items[:MAX_LIST_ITEMS]
+        for item in items:
             if not isinstance(item, Mapping):
                 continue
-            ff = _Fields(item, f.fields)
+            if len(item) > MAX_KEYS:
+                f.problems.append(f"a region of {len(item)} keys; the first {MAX_KEYS} read")
+                item = dict(itertools.islice(item.items(), MAX_KEYS))  # noqa: PLW2901
+            ff = _Fields(item, f.fields, f.problems)
             region = _parking_region(ff)
             take(item, ff, f"_roi{region['region']}" if region["region"] is not None else "")
             regions.append(region)
@@ -421,7 +522,13 @@ def _build_counting(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], di
     region_list = f.body.get(f.index.get("regionlist", ""))
     entries: list[Mapping[str, Any]]
     if isinstance(region_list, list):
-        entries = [e for e in region_list if isinstance(e, Mapping)]
+        if len(region_list) > MAX_LIST_ITEMS:
+            f.problems.append(f"{len(region_list)} regions; the first {MAX_LIST_ITEMS} were read")
+        entries = [
+            dict(itertools.islice(e.items(), MAX_KEYS))
+            for e in region_list[:MAX_LIST_ITEMS]
+            if isinstance(e, Mapping)
+        ]
         mode = "customize"
     else:
         entries = [f.body]
@@ -455,6 +562,58 @@ _BUILDERS: dict[Kind, Callable[[_Fields, _TakePictures], tuple[dict[str, Any], d
     Kind.PARKING: _build_parking,
     Kind.COUNTING: _build_counting,
 }
+
+
+def bounded_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``raw`` with every text longer than :data:`MAX_RAW_TEXT` and everything past about
+    :data:`MAX_RAW_BYTES` replaced by a short note saying what was there; and a problem
+    line when anything was replaced. Keeps a hostile camera's line (and every queue
+    holding it) to a bounded size; a real camera's fields are far below both limits."""
+    budget = [MAX_RAW_BYTES, 0, 0]  # bytes left, texts cut, values not kept
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            if len(value) > MAX_RAW_TEXT:
+                budget[1] += 1
+                value = f"<text of {len(value)} characters; the first {MAX_RAW_TEXT}: " + (
+                    value[:MAX_RAW_TEXT] + ">"
+                )
+            if len(value) > budget[0]:
+                budget[2] += 1
+                return f"<{len(value)} characters not kept: raw is over {MAX_RAW_BYTES} bytes>"
+            budget[0] -= len(value) + 8
+            return value
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                key = str(k)[:256]
+                budget[0] -= len(key) + 8
+                if budget[0] < 0:
+                    budget[2] += 1
+                    out["…"] = f"{len(value) - len(out)} more keys not kept"
+                    break
+                out[key] = walk(v)
+            return out
+        if isinstance(value, list):
+            items = []
+            for v in value[:MAX_LIST_ITEMS]:
+                if budget[0] < 0:
+                    break
+                items.append(walk(v))
+            if len(items) < len(value):
+                budget[2] += 1
+                items.append(f"<{len(value) - len(items)} more items not kept>")
+            return items
+        budget[0] -= 16
+        return value
+
+    out = walk(raw)
+    if not budget[1] and not budget[2]:
+        return out, None
+    return out, (
+        f"raw: {budget[1]} texts cut to {MAX_RAW_TEXT} characters, "
+        f"{budget[2]} values not kept past {MAX_RAW_BYTES} bytes"
+    )
 
 
 def _raw_copy(value: Any, placeholders: Mapping[int, Mapping[str, str]]) -> Any:

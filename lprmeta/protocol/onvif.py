@@ -37,6 +37,7 @@ Readings chosen where the guide is ambiguous:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from lxml import etree
 
 from ..errors import DocumentError, PacketTooLarge
 from ..events import Event, Kind, Source
-from .jsonpost import normalize_json
+from .jsonpost import bounded_raw, normalize_json
 from .values import fold_key, parse_time
 
 __all__ = [
@@ -61,6 +62,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_DOCUMENT: Final = 1024 * 1024
+# Work one document may cause (the README's limits table): a camera sends one or two
+# notifications a document and a dozen items each; past these, the rest is counted.
+MAX_NOTIFICATIONS: Final = 64
+MAX_ITEMS: Final = 256
 _WS: Final = b" \t\r\n\x00"
 _ROOT_NAMES: Final = frozenset({"metadatastream"})
 
@@ -227,6 +232,7 @@ class Notification:
     source: dict[str, str]
     key: dict[str, str]
     data: dict[str, str]
+    items_skipped: bool = False  # more than MAX_ITEMS items: the rest was not read
 
     @property
     def items(self) -> dict[str, str]:
@@ -247,6 +253,7 @@ class Notification:
 class ParsedDocument:
     notifications: tuple[Notification, ...]
     analytics_frames: int = 0
+    skipped_notifications: int = 0  # past MAX_NOTIFICATIONS, not read
 
 
 def _make_parser() -> etree.XMLParser:
@@ -315,12 +322,14 @@ def parse_document(doc: bytes, *, max_size: int = DEFAULT_MAX_DOCUMENT) -> Parse
         raise DocumentError(f"root element {_local(root.tag)!r} is not tt:MetadataStream")
     # "{*}" matches any namespace (or none). iter()/iterchildren() filter in C; the
     # path forms (find, iterfind) would go through lxml's Python ElementPath.
-    notifications = tuple(_notification(nm) for nm in root.iter("{*}NotificationMessage"))
+    found = root.iter("{*}NotificationMessage")
+    notifications = tuple(_notification(nm) for nm in itertools.islice(found, MAX_NOTIFICATIONS))
+    skipped = sum(1 for _ in found)
     frames = sum(
         sum(1 for _ in va.iterchildren("{*}Frame")) or 1
         for va in root.iterchildren("{*}VideoAnalytics")
     )
-    return ParsedDocument(notifications, frames)
+    return ParsedDocument(notifications, frames, skipped)
 
 
 def _child(el: Any, tag: str) -> Any | None:
@@ -332,7 +341,8 @@ def _notification(nm: Any) -> Notification:
     the message's Source, Key and Data, found in one pass over its items."""
     parts: dict[str, dict[str, str]] = {"Source": {}, "Key": {}, "Data": {}}
     message: Any | None = None
-    for item in nm.iter("{*}SimpleItem", "{*}ElementItem"):
+    items = nm.iter("{*}SimpleItem", "{*}ElementItem")
+    for item in itertools.islice(items, MAX_ITEMS):
         parent = item.getparent()
         bucket = parts.get(_local(parent.tag))
         name = item.get("Name")
@@ -348,6 +358,7 @@ def _notification(nm: Any) -> Notification:
         message = _child(outer, "{*}Message") if outer is not None else None
         message = outer if message is None else message
     topic = _child(nm, "{*}Topic")
+    skipped = next(items, None) is not None
     return Notification(
         topic=(topic.text or "").strip() if topic is not None else "",
         utc_time=message.get("UtcTime") if message is not None else None,
@@ -355,6 +366,7 @@ def _notification(nm: Any) -> Notification:
         source=parts["Source"],
         key=parts["Key"],
         data=parts["Data"],
+        items_skipped=skipped,
     )
 
 
@@ -390,7 +402,10 @@ def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def notification_event(n: Notification, *, camera: str, received: datetime) -> Event:
-    raw = n.to_json()
+    raw, dropped = bounded_raw(n.to_json())
+    problems = [dropped] if dropped else []
+    if n.items_skipped:
+        problems.append(f"more than {MAX_ITEMS} items; the first {MAX_ITEMS} were read")
     if not is_plate_topic(n.topic):
         return Event(
             kind=Kind.EVENT,
@@ -398,13 +413,15 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> E
             source=Source.RTSP,
             time=parse_time(n.utc_time),
             received=received,
-            details=raw,
+            details={**raw, "problems": problems} if problems else raw,
             raw=raw,
         )
     items = n.items
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
-    details: dict[str, Any] = {"topic": n.topic}
+    details: dict[str, Any] = {"topic": n.topic[:1024]}
+    if problems:
+        details["problems"] = problems
     if n.operation:
         details["operation"] = n.operation
     rule = next((v for k, v in n.source.items() if fold_key(k) == "rule"), None)

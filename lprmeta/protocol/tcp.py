@@ -45,7 +45,7 @@ from ..events import (
     VehicleType,
 )
 from .common import NEED_DATA, NeedData
-from .jsonpost import normalize_json
+from .jsonpost import MAX_PICTURES, normalize_json
 from .values import from_posix, lenient_json, parse_confidence
 
 __all__ = [
@@ -282,6 +282,13 @@ def split_chunks(data: bytes) -> tuple[list[Chunk], list[str]]:
     problems: list[str] = []
     pos = 0
     while pos < len(data):
+        if len(chunks) == MAX_CHUNKS:
+            # A camera sends a metadata chunk and two to four pictures; 100,000 tiny chunks
+            # would each become a file. The rest is named, not walked.
+            problems.append(
+                f"more than {MAX_CHUNKS} chunks: {len(data) - pos} bytes from offset {pos} not read"
+            )
+            break
         if len(data) - pos < CHUNK_HEADER.size:
             problems.append(f"{len(data) - pos} trailing bytes at offset {pos} are not a chunk")
             break
@@ -298,6 +305,8 @@ def split_chunks(data: bytes) -> tuple[list[Chunk], list[str]]:
         pos = start + size
     return chunks, problems
 
+
+MAX_CHUNKS: Final = 1 + MAX_PICTURES + 7  # metadata, pictures, and room for unknown chunks
 
 # (name, struct format or None for the variable plate) in wire order; the
 # sizes add up to 112 + plate length, as the guide's packet example says.
@@ -389,6 +398,11 @@ def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Event
         raise MetadataError("COMM_RECOG_POST without a metadata chunk (11 FF 00 00)")
     meta, missing_fields = decode_metadata(meta_chunks[0].data)
     images = [c for c in chunks if c.chunk_id[:2] == CHUNK_IMAGE]
+    if len(images) > MAX_PICTURES:
+        problems.append(
+            f"{len(images)} image chunks; the first {MAX_PICTURES} kept (the picture limit)"
+        )
+        images = images[:MAX_PICTURES]
     others = [c for c in chunks if c.chunk_id[:2] not in (CHUNK_META, CHUNK_IMAGE)]
     for c in others:
         problems.append(f"unknown chunk {c.chunk_id.hex()} ({len(c.data)} bytes) skipped")
@@ -415,8 +429,6 @@ def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Event
     raw["images_received"] = len(images)
     if missing_fields:
         raw["metadata_missing"] = missing_fields
-    if problems:
-        raw["problems"] = problems
 
     def has(*names: str) -> bool:
         return all(n in meta for n in names)
@@ -425,6 +437,8 @@ def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Event
     details: dict[str, Any] = {"device_id": _guid(meta["device_id"]) if has("device_id") else None}
     if not plate:
         details["no_plate"] = True
+    if problems:
+        details["problems"] = problems
     for key in ("image_count", "distance", "azimuth", "vehicle_count"):
         if key in raw:
             details[key] = raw[key]

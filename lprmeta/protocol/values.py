@@ -71,9 +71,11 @@ def parse_confidence(value: object) -> float | None:
     """
     if is_none(value) or isinstance(value, bool):
         return None
+    if not isinstance(value, str | int | float):
+        return None  # a list or an object is no confidence
     try:
-        number = float(str(value).strip().rstrip("%")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
-    except ValueError:
+        number = float(value.strip().rstrip("%")) if isinstance(value, str) else float(value)
+    except (ValueError, OverflowError):  # text, or an integer beyond any float
         return None
     if not math.isfinite(number) or number < 0:  # not a confidence
         return None
@@ -118,7 +120,7 @@ def parse_time(value: object) -> datetime | None:
         return None
     if isinstance(value, int | float):
         return from_posix(value)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:  # no spelling of a time is longer
         return None
     text = value.strip()
     if text.isdecimal():
@@ -134,7 +136,13 @@ def parse_time(value: object) -> datetime | None:
             except ValueError:
                 continue
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed
+    if parsed.tzinfo is None:
+        return parsed
+    try:
+        # "0001-01-01T00:00:00+14:00" is a valid ISO 8601 time whose UTC is before year 1.
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
 
 
 def from_posix(value: float) -> datetime | None:
@@ -142,15 +150,20 @@ def from_posix(value: float) -> datetime | None:
     try:
         seconds = value / 1000 if value > 1e11 else value
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
-    except (OverflowError, ValueError):  # beyond datetime's range, or NaN
+    except (OverflowError, ValueError, TypeError):  # beyond datetime's range, or NaN
         return None
 
 
 def parse_duration(value: object) -> float | None:
-    """``"00:01:17"`` (H:MM:SS, the guide's "Length of Parking") -> seconds."""
+    """``"00:01:17"`` (H:MM:SS, the guide's "Length of Parking") -> seconds; a negative,
+    non-finite or absurd value (more than 20 digits a part) is no duration."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, str):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return None
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if not isinstance(value, str) or len(value) > 64:
         return None
     parts = value.strip().split(":")
     if not parts or not all(p.strip().isdecimal() for p in parts):

@@ -231,7 +231,7 @@ def test_truncated_image_chunk_is_kept_and_reported() -> None:
     body = meta + b"\x22\xff\x00\x00" + struct.pack("<I", 100) + b"\xff\xd8only-part"
     ev = to_event(Packet(0x8801, body))
     assert ev.pictures[0].data == b"\xff\xd8only-part"
-    assert "declares 100 bytes" in ev.raw["problems"][0]
+    assert "declares 100 bytes" in ev.details["problems"][0]
 
 
 @settings(max_examples=300, deadline=None)
