@@ -36,6 +36,10 @@ from .stats import Stats
 __all__ = ["Bus", "Subscription"]
 
 _END: Any = object()
+# Each sink's queue is bounded in events and in bytes (a stalled stdout reader must not
+# hold every hostile 8 MiB push): 64 MiB by default, [output] queue_bytes.
+DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
+_MIN_WEIGHT = 1024
 
 
 class Subscription:
@@ -46,10 +50,17 @@ class Subscription:
     """
 
     def __init__(
-        self, bus: Bus, name: str, maxsize: int, accept: Callable[[Event], bool] | None = None
+        self,
+        bus: Bus,
+        name: str,
+        maxsize: int,
+        accept: Callable[[Event], bool] | None = None,
+        max_bytes: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
         self.name = name
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self.bytes = 0  # about how much the queued events hold (Event.weight, at least 1 KiB)
         self._accept = accept
         self._bus = bus
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -64,6 +75,10 @@ class Subscription:
             return True
         if self._ended or self._queue.qsize() >= self.maxsize:
             return False
+        weight = max(event.weight, _MIN_WEIGHT)
+        if self.bytes + weight > self.max_bytes and self.bytes:
+            return False  # over its byte budget (one event always fits an empty queue)
+        self.bytes += weight
         self._queue.put_nowait(event)
         return True
 
@@ -92,6 +107,7 @@ class Subscription:
         if item is _END:
             self._done = True
             return None
+        self.bytes -= max(item.weight, _MIN_WEIGHT)
         return item  # type: ignore[no-any-return]
 
     @property
@@ -127,8 +143,10 @@ class Bus:
         transports: Mapping[str, frozenset[str]] | None = None,
         stats: Stats | None = None,
         clock: Callable[[], float] = time.monotonic,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
         self.dedup_window = dedup_window
+        self.queue_bytes = queue_bytes
         self.merge_wait = merge_wait
         self._transports = dict(transports or {})
         self.stats = stats if stats is not None else Stats()
@@ -148,11 +166,12 @@ class Bus:
         *,
         maxsize: int = 10_000,
         accept: Callable[[Event], bool] | None = None,
+        max_bytes: int | None = None,
     ) -> Subscription:
         """A bounded queue of every event from now on (only those ``accept`` wants)."""
         if self._closed:
             raise UsageError("the bus is closed")
-        sub = Subscription(self, name, maxsize, accept)
+        sub = Subscription(self, name, maxsize, accept, max_bytes or self.queue_bytes)
         self._subs.append(sub)
         return sub
 

@@ -92,6 +92,8 @@ class OutputConfig:
     snapshot_dir: Path = Path("snapshots")
     stdout: bool = True
     queue_size: int = 10_000
+    # Bytes each sink's queue may hold (events are weighed by their raw fields).
+    queue_bytes: int = 64 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,14 @@ class HttpConfig:
     max_body: int = 16 * MIB
     # How long one request may take to arrive in full (slow clients are cut off).
     read_timeout: float = 30.0
+    # Budgets (the README's limits table): connections open at once (more are answered
+    # 503 and closed at once, so descriptors stay for cameras and pictures), bodies read
+    # at once from one address (more wait their turn), and bytes of bodies held at once, gzip
+    # bodies counted inflated (past it: 503 with Retry-After).
+    max_connections: int = 512
+    max_connections_per_address: int = 256
+    max_reads_per_address: int = 8
+    max_body_memory: int = 128 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,12 +326,25 @@ class Config:
             values.append(self.mqtt.password)
         for hook in self.webhooks:
             values += [hook.secret, *hook.headers.values()]
+        # Credentials written into a URL are secrets too (an error text quoting the URL).
+        urls = [h.url for h in self.webhooks]
+        urls += [c.rtsp.url for c in self.cameras if c.rtsp is not None and c.rtsp.url]
+        values += [Secret(pw) for pw in map(url_password, urls) if pw]
         out: set[str] = set()
         for secret in values:
             if secret:
                 out.add(secret.get())
                 out.add(quote(secret.get(), safe=""))
         return sorted(out)
+
+
+def url_password(url: str) -> str | None:
+    """The password written into a URL (``https://user:pw@host/``), decoded, if any."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 # --------------------------------------------------------------------------- loading
@@ -428,6 +451,7 @@ def _parse_output(r: _Reader | None) -> OutputConfig:
         snapshot_dir=Path(r.string("snapshot_dir", "snapshots")),
         stdout=r.boolean("stdout", True),
         queue_size=r.integer("queue_size", 10_000, 1, 10_000_000),
+        queue_bytes=r.integer("queue_bytes", 64 * MIB, 1024 * 1024, 64 * 1024 * MIB),
     )
     r.finish()
     return out
@@ -459,7 +483,13 @@ def _parse_http(r: _Reader | None) -> HttpConfig | None:
         password=Secret(password),
         max_body=r.integer("max_body", 16 * MIB, 1024, 1024 * MIB),
         read_timeout=r.number("read_timeout", 30.0, 0.1, 3600.0),
+        max_connections=r.integer("max_connections", 512, 1, 1_000_000),
+        max_connections_per_address=r.integer("max_connections_per_address", 256, 1, 1_000_000),
+        max_reads_per_address=r.integer("max_reads_per_address", 8, 1, 100_000),
+        max_body_memory=r.integer("max_body_memory", 128 * MIB, 1024, 64 * 1024 * MIB),
     )
+    if out.max_body_memory < out.max_body:
+        r.problem("max_body_memory", f"must be at least max_body ({out.max_body})")
     r.finish()
     return out
 
@@ -696,6 +726,13 @@ def _parse_webhook(r: _Reader) -> WebhookConfig:
                 h.problem(key, "must be a string")
             else:
                 headers[key] = Secret(value)
+    url_auth = url_password(url) is not None or bool(urlsplit(url).username)
+    if url_auth and any(k.casefold() == "authorization" for k in headers):
+        r.problem(
+            "url",
+            "has credentials and headers.Authorization is set too: which one is meant "
+            "is ambiguous; keep one",
+        )
     out = WebhookConfig(
         url=url,
         secret=Secret(r.string("secret", "")),

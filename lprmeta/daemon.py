@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,10 +34,13 @@ from .lists import Matcher, on_lists
 from .lists_files import ListFiles
 from .log import REDACTOR, get_logger
 from .metrics import MetricsServer
+from .offload import Offload
 from .sinks import HookSink, JsonlSink, Sink, WebhookSink, resolve_hook
 from .snapshots import PictureFetcher
 from .stats import Stats
 from .storage import ImageStore
+from .supervisor import Supervisor
+from .watchdog import LoopWatchdog, sd_notify, systemd_watchdog_interval
 
 __all__ = ["Daemon", "Input"]
 
@@ -79,7 +83,11 @@ class Daemon:
         stdout: BinaryIO | None = None,
         shutdown_timeout: float = 4.5,
         stats_interval: float = 300.0,
+        systemd: bool = False,
     ) -> None:
+        """``systemd``: speak sd_notify (READY, WATCHDOG pings from the loop, STOPPING)
+        when the service manager asks for it (``lprmeta run`` does; an application that
+        embeds the daemon keeps its own readiness)."""
         self.config = config
         self.stats = Stats()
         self.store = ImageStore(config.output.snapshot_dir)
@@ -104,6 +112,17 @@ class Daemon:
         self._api_subs = 0
         self._log = get_logger("lprmeta.daemon")
         REDACTOR.add(config.secrets())
+        # Sink errors that mean "the output is gone" (stdout's reader left) end the daemon;
+        # everything else a part raises is contained and the part restarted.
+        self.supervisor = Supervisor(stats=self.stats, fatal=(SinkError,))
+        self.health.supervisor = self.supervisor
+        self._systemd = systemd
+        self.watchdog = LoopWatchdog(
+            stats=self.stats, notify_every=systemd_watchdog_interval() if systemd else None
+        )
+        self._problem_cameras: set[str] = set()
+        self.offload = Offload()
+        self._loop_errors_seen: dict[str, int] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -133,6 +152,19 @@ class Daemon:
         publish it. What inputs call."""
         if event.plate and self.matcher.lists:
             event = replace(event, matches=self.matcher.match(event.plate))
+        problems = event.details.get("problems")
+        if problems:
+            # A value the parser could not read: the read goes out with the problem named
+            # in details.problems and the value kept raw. Counted; said once per camera.
+            n = self.stats.inc("parse_problems", event.camera, len(problems))
+            if event.camera not in self._problem_cameras:
+                self._problem_cameras.add(event.camera)
+                self._log.warning(
+                    "camera sent values that could not be read; kept raw, events still go out",
+                    camera=event.camera,
+                    problems=problems[:5],
+                    parse_problems=n,
+                )
         saved = self.store.attach(event)
         self.health.saw_event(event.camera, event.source.value)
         if event.pictures:
@@ -165,6 +197,7 @@ class Daemon:
             merge_wait=self.config.bus.merge_wait,
             transports={c.name: c.transports for c in self.config.cameras},
             stats=self.stats,
+            queue_bytes=self.config.output.queue_bytes,
         )
         sinks: list[tuple[Sink, Subscription]] = []
         if self.config.output.stdout:
@@ -220,7 +253,9 @@ class Daemon:
             await self._runner
 
     async def run(self) -> int:
-        """Run until :meth:`stop` (or a fatal sink error). Returns the process exit code."""
+        """Run until :meth:`stop`, or until the whole cannot go on (a fatal sink error, a
+        failure of the composition itself). Returns the process exit code: non-zero in
+        the second case, within seconds, so that a service manager restarts it."""
         failures: tuple[BaseException, ...] = ()
         try:
             async with self:
@@ -229,11 +264,23 @@ class Daemon:
                     cameras=[c.name for c in self.config.cameras],
                     inputs=[i.name for i in self._inputs],
                 )
-                await self._stop.wait()
-        except* SinkError as group:
+                assert self._runner is not None
+                stopping = asyncio.create_task(self._stop.wait())
+                await asyncio.wait({stopping, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if self._systemd:
+                    sd_notify("STOPPING=1")
+        except* Exception as group:  # noqa: BLE001  # whatever ended the whole: exit non-zero
             failures = group.exceptions
         for exc in failures:
-            self._log.error("output failed; stopping", error=str(exc))
+            if isinstance(exc, SinkError):
+                self._log.error("output failed; stopping", error=str(exc))
+            else:
+                self._log.error(
+                    "lprmeta cannot go on; exiting so that it is restarted",
+                    error=f"{type(exc).__name__}: {exc}",
+                    exc_info=exc,
+                )
         self._log.info("lprmeta stopped", **self._summary())
         return 1 if failures else 0
 
@@ -247,11 +294,30 @@ class Daemon:
         assert self._fetcher is not None
         inputs: list[Input] = []
         if self.config.http is not None:
-            inputs.append(HttpInput(self.config, deliver=self.deliver, stats=self.stats))
+            # Descriptors are kept for cameras, pictures, sinks and the store: the HTTP
+            # connection cap never lets pushes take the ones a camera needs.
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            spare = soft - 128 - 16 * len(self.config.cameras)
+            cap = max(16, min(self.config.http.max_connections, spare))
+            inputs.append(
+                HttpInput(
+                    self.config,
+                    deliver=self.deliver,
+                    stats=self.stats,
+                    offload=self.offload,
+                    max_connections=cap,
+                )
+            )
         for cam in self.config.cameras:
             if cam.tcp is not None:
                 inputs.append(
-                    TcpInput(cam, deliver=self.deliver, stats=self.stats, health=self.health)
+                    TcpInput(
+                        cam,
+                        deliver=self.deliver,
+                        stats=self.stats,
+                        health=self.health,
+                        offload=self.offload,
+                    )
                 )
             if cam.rtsp is not None:
                 features = list(cam.tcp.register or ()) if cam.tcp is not None else []
@@ -271,52 +337,86 @@ class Daemon:
         try:
             await self._supervise(sinks)
         finally:
+            self.offload.close()
             if self._fetcher is not None:
                 await self._fetcher.aclose()
 
     async def _supervise(self, sinks: list[tuple[Sink, Subscription]]) -> None:
-        async with asyncio.TaskGroup() as tg:
-            sink_tasks = [
-                tg.create_task(self._run_sink(sink, sub), name=f"sink:{sink.name}")
-                for sink, sub in sinks
-            ]
-            try:
-                if self._metrics is not None:
-                    await self._metrics.start()
-                for inp in self._inputs:
-                    await inp.start()
-            except BaseException:
+        sup = self.supervisor
+        loop = asyncio.get_running_loop()
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
+        try:
+            async with asyncio.TaskGroup() as tg:
+
+                def part(name: str, kind: str, body: Any, camera: str = "*") -> asyncio.Task[None]:
+                    p = sup.add(name, kind, camera)
+                    return tg.create_task(sup.run(p, body), name=name)
+
+                sink_tasks = [
+                    part(f"sink:{sink.name}", "sink", _bind(self._run_sink, sink, sub))
+                    for sink, sub in sinks
+                ]
+                try:
+                    if self._metrics is not None:
+                        await self._metrics.start()
+                    for inp in self._inputs:
+                        await inp.start()
+                except BaseException:
+                    self.bus.close()
+                    raise
+                input_tasks = [
+                    part(f"input:{inp.name}", "input", inp.run, _camera_of(inp))
+                    for inp in self._inputs
+                ]
+                background = [
+                    part("task:stats", "task", self._log_stats),
+                    part("task:gc", "task", _settle_gc),
+                    part("task:lists", "task", self._lists.watch),
+                    part("task:watchdog", "task", self.watchdog.run),
+                ]
+                self._started.set()
+                if self._systemd:  # before the watchdog's first ping: nothing ran in between
+                    sd_notify("READY=1")
+                await self._stop.wait()
+                deadline = time.monotonic() + self.shutdown_timeout
+                for task in (*background, *input_tasks):
+                    task.cancel()
+                if input_tasks:
+                    _, stuck = await asyncio.wait(input_tasks, timeout=self.shutdown_timeout / 3)
+                    for task in stuck:
+                        self._log.error("input did not stop when asked", input=task.get_name())
+                await self._close_inputs(deadline)
                 self.bus.close()
-                raise
-            input_tasks = [
-                tg.create_task(inp.run(), name=f"input:{inp.name}") for inp in self._inputs
-            ]
-            stats_task = tg.create_task(self._log_stats(), name="stats")
-            gc_task = tg.create_task(_settle_gc(), name="gc")
-            lists_task = tg.create_task(self._lists.watch(), name="lists")
-            self._started.set()
-            await self._stop.wait()
-            deadline = time.monotonic() + self.shutdown_timeout
-            stats_task.cancel()
-            gc_task.cancel()
-            lists_task.cancel()
-            for task in input_tasks:
-                task.cancel()
-            if input_tasks:
-                _, stuck = await asyncio.wait(input_tasks, timeout=self.shutdown_timeout / 3)
-                for task in stuck:
-                    self._log.error("input did not stop when asked", input=task.get_name())
-            await self._close_inputs(deadline)
-            self.bus.close()
-            if self._metrics is not None:
-                await self._metrics.aclose()
-            remaining = max(0.1, deadline - time.monotonic())
-            _, pending = (
-                await asyncio.wait(sink_tasks, timeout=remaining) if sink_tasks else ((), ())
+                if self._metrics is not None:
+                    await self._metrics.aclose()
+                remaining = max(0.1, deadline - time.monotonic())
+                _, pending = (
+                    await asyncio.wait(sink_tasks, timeout=remaining) if sink_tasks else ((), ())
+                )
+                for task in pending:
+                    self._log.error("sink did not drain in time; cancelled", sink=task.get_name())
+                    task.cancel()
+        finally:
+            loop.set_exception_handler(previous_handler)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """What asyncio reports outside any task (a callback that raised, accept() out of
+        descriptors): counted, and logged once per kind of message, not once per time."""
+        message = str(context.get("message", "unhandled error in the event loop"))
+        exc = context.get("exception")
+        key = f"{message}:{type(exc).__name__}" if exc is not None else message
+        n = self.stats.inc("loop_errors")
+        seen = self._loop_errors_seen.get(key, 0) + 1
+        self._loop_errors_seen[key] = seen
+        if seen == 1 or seen % 1000 == 0:
+            self._log.error(
+                "event loop error",
+                message=message,
+                error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
+                times=seen,
+                loop_errors=n,
             )
-            for task in pending:
-                self._log.error("sink did not drain in time; cancelled", sink=task.get_name())
-                task.cancel()
 
     async def _close_inputs(self, deadline: float) -> None:
         closers = [asyncio.create_task(inp.aclose()) for inp in self._inputs]
@@ -332,17 +432,14 @@ class Daemon:
                 self._log.error("input failed to close", error=task.exception())
 
     async def _run_sink(self, sink: Sink, sub: Subscription) -> None:
+        """One run of a sink over its subscription. What it raises goes to the supervisor,
+        which restarts it on the same queue (nothing queued is lost); a SinkError (the
+        output is gone for good) stops the daemon."""
         try:
             await sink.run(sub)
         except SinkError:
             self.stop()
             raise
-        except Exception as exc:  # noqa: BLE001  # isolate a buggy sink
-            # A sink bug must not take the others down; what it had queued is lost: say so.
-            lost = sub.qsize()
-            self.stats.inc(f"dropped:{sub.name}", n=lost)
-            self._log.exception("sink failed", sink=sink.name, error=exc, lost=lost)
-            sub.close()
 
     def _summary(self) -> dict[str, Any]:
         snap = self.stats.snapshot()
@@ -362,6 +459,30 @@ class Daemon:
                 last = snap
 
 
+def _bind(fn: Any, *args: Any) -> Any:
+    async def bound() -> None:
+        await fn(*args)
+
+    return bound
+
+
+def _camera_of(inp: Input) -> str:
+    camera = getattr(inp, "camera", None)
+    return str(getattr(camera, "name", "*"))
+
+
+def raise_descriptor_limit(want: int = 65_536) -> int:
+    """Raise the soft descriptor limit towards the hard one (cameras, pictures and HTTP
+    connections each take one); returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return int(soft)
+
+
 async def _settle_gc() -> None:
     """Keep the cyclic GC off what start-up built (for cameras with ONVIF, zeep's WSDL
     object graph: a full collection over it took ~15 ms here, a pause in every event's
@@ -377,7 +498,8 @@ async def run_daemon(config: Config) -> int:
     """Run a daemon with SIGINT/SIGTERM wired to a graceful stop."""
     import signal  # noqa: PLC0415  # only the CLI path needs it
 
-    daemon = Daemon(config)
+    raise_descriptor_limit()
+    daemon = Daemon(config, systemd=True)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 

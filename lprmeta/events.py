@@ -450,6 +450,8 @@ class Event:
     id: str = field(default_factory=new_event_id)
     pictures: tuple[Picture, ...] = field(default=(), repr=False, compare=False)
     picture_paths: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    # About how many bytes the event holds (its raw fields), for the queues' byte budgets.
+    weight: int = field(default=0, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON line contract (see ``lprmeta/schema/event.schema.json``)."""
@@ -513,6 +515,7 @@ class Event:
             details=details,
             raw={"merged": merged_raw},
             matches=_closest((*self.matches, *other.matches)),
+            weight=self.weight + other.weight,
         )
 
 

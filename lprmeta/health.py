@@ -19,11 +19,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import CameraConfig
 
-__all__ = ["Health", "TransportState"]
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+__all__ = ["Health", "TransportState", "iso_time"]
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Health:
         # Sinks that connect somewhere (MQTT): "connecting", "up", "down".
         self.sinks: dict[str, TransportState] = {}
         self._listeners: list[Callable[[str], None]] = []
+        # Set by the daemon: the supervised parts (inputs, sinks, tasks) and their state.
+        self.supervisor: Supervisor | None = None
         now = time.time()
         for cam in cameras:
             self.transports[cam.name] = {
@@ -68,7 +73,7 @@ class Health:
             self.sinks[sink] = TransportState(state, time.time())
 
     def sinks_snapshot(self) -> dict[str, dict[str, str]]:
-        return {n: {"state": s.state, "since": _iso(s.since)} for n, s in self.sinks.items()}
+        return {n: {"state": s.state, "since": iso_time(s.since)} for n, s in self.sinks.items()}
 
     def saw_event(self, camera: str, source: str) -> None:
         self.last_event[camera] = time.time()
@@ -82,6 +87,14 @@ class Health:
         pulled = [s for t, s in self.transports.get(camera, {}).items() if t != "http"]
         return all(s.state == "up" for s in pulled)
 
+    def parts(self) -> dict[str, dict[str, Any]]:
+        sup = self.supervisor
+        return {n: p.to_json() for n, p in sup.parts.items()} if sup is not None else {}
+
+    def problems(self) -> list[str]:
+        """Parts that are not running, in words; empty when all run."""
+        return self.supervisor.problems() if self.supervisor is not None else []
+
     def cameras(self) -> list[str]:
         return sorted(set(self.transports) | set(self.last_event))
 
@@ -93,10 +106,10 @@ class Health:
             out[camera] = {
                 "available": self.available(camera),
                 "transports": {
-                    t: {"state": s.state, "since": _iso(s.since)}
+                    t: {"state": s.state, "since": iso_time(s.since)}
                     for t, s in self.transports.get(camera, {}).items()
                 },
-                "last_event": _iso(last) if last is not None else None,
+                "last_event": iso_time(last) if last is not None else None,
                 "events": c.get("emitted", 0),
                 "pictures_saved": c.get("pictures_saved", 0),
                 "pictures_missing": c.get("pictures_missing", 0)
@@ -108,5 +121,5 @@ class Health:
         return out
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -106,11 +106,20 @@ def configure_logging(
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     renderer: Any
+    # Tracebacks never carry frame locals: a local can hold a password (a URL with
+    # credentials, a header), and structlog's defaults render locals (dict tracebacks,
+    # and the console's rich/better-exceptions formatters).
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
-        exc: list[Any] = [structlog.processors.dict_tracebacks]
+        exc: list[Any] = [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         exc = []
     structlog.configure(
         processors=[

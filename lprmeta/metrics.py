@@ -8,7 +8,11 @@ missing, reconnects and drops; and every counter lprmeta keeps, as
 ``/healthz`` answers 200 with ``"status": "ok"`` when every camera is
 available and every sink that connects somewhere (MQTT) is connected, and
 ``"degraded"`` (still 200: the daemon itself is fine) otherwise, with the
-detail per camera and sink; 503 once the daemon is stopping.
+detail per camera and sink. It answers 503 with ``"failing"`` the moment any
+input, sink or background task is not running (it failed and waits to be
+restarted), naming the part and the error in ``problems``; ``parts`` lists
+every part with its failures so far, so a part that failed and recovered is
+visible too. 503 with ``"stopping"`` once the daemon is stopping.
 """
 
 from __future__ import annotations
@@ -68,6 +72,22 @@ def render_metrics(health: Health, stats: Stats) -> str:
             ({"sink": n, "state": s.state}, float(s.state == "up"))
             for n, s in sorted(health.sinks.items())
         ),
+    )
+    parts = health.supervisor.parts.values() if health.supervisor is not None else ()
+    lines += _family(
+        "lprmeta_part_running",
+        "gauge",
+        "1 while this input, sink or background task runs (0: failed, restarting).",
+        (
+            ({"part": p.name, "kind": p.kind}, float(p.state in ("running", "stopped")))
+            for p in parts
+        ),
+    )
+    lines += _family(
+        "lprmeta_part_failures_total",
+        "counter",
+        "Unexpected failures of this part (each restarted it).",
+        (({"part": p.name, "kind": p.kind}, p.failures) for p in parts),
     )
     lines += _family(
         "lprmeta_camera_last_event_timestamp_seconds",
@@ -168,11 +188,23 @@ class MetricsServer:
         sinks = self.health.sinks_snapshot()
         degraded = [name for name, c in cameras.items() if not c["available"]]
         degraded += [name for name, s in sinks.items() if s["state"] != "up"]
+        problems = self.health.problems()
+        status = (
+            "stopping"
+            if self._stopping()
+            else "failing"
+            if problems
+            else "degraded"
+            if degraded
+            else "ok"
+        )
         body = {
-            "status": "stopping" if self._stopping() else "degraded" if degraded else "ok",
+            "status": status,
             "uptime_seconds": round(time.time() - self._started, 1),
+            "problems": problems,
             "cameras": cameras,
             "sinks": sinks,
+            "parts": self.health.parts(),
             "unavailable": degraded,
         }
-        return web.json_response(body, status=503 if self._stopping() else 200)
+        return web.json_response(body, status=503 if status in ("stopping", "failing") else 200)

@@ -235,3 +235,46 @@ def test_example_config_commented_options_are_valid_too() -> None:
     assert config.metrics is not None and config.metrics.host == "127.0.0.1"
     assert [w.url for w in config.webhooks] == ["http://127.0.0.1:9000/lpr"]
     assert [x.name for x in config.lists] == ["residents"]
+
+
+def test_url_credentials_are_secrets_and_ambiguous_auth_is_refused() -> None:
+    from lprmeta.config import parse_config
+
+    config = parse_config(
+        {
+            "webhooks": [{"url": "https://hook:Url-Pass%2F1@127.0.0.1/in"}],
+            "cameras": [
+                {
+                    "name": "c",
+                    "host": "127.0.0.1",
+                    "rtsp": {"url": "rtsp://admin:Rtsp-Pass@127.0.0.1:8554/m"},
+                }
+            ],
+        }
+    )
+    secrets = set(config.secrets())
+    assert {"Url-Pass/1", "Url-Pass%2F1", "Rtsp-Pass"} <= secrets
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "webhooks": [
+                    {
+                        "url": "https://hook:pw@127.0.0.1/in",
+                        "headers": {"authorization": "Bearer tok"},
+                    }
+                ]
+            }
+        )
+    assert "webhooks[0].url" in str(err.value) and "ambiguous" in str(err.value)
+    assert "pw@" not in str(err.value)
+
+
+def test_http_budgets_are_configurable_and_checked() -> None:
+    from lprmeta.config import parse_config
+
+    cfg = parse_config({"http": {"max_connections": 10, "max_reads_per_address": 2}})
+    assert cfg.http is not None and cfg.http.max_connections == 10
+    assert cfg.http.max_connections_per_address == 256 and cfg.http.max_body_memory == 128 * 2**20
+    with pytest.raises(ConfigError) as err:
+        parse_config({"http": {"max_body": 2**20, "max_body_memory": 4096}})
+    assert "http.max_body_memory" in str(err.value)

@@ -31,3 +31,24 @@ def test_every_log_line_is_scrubbed_including_library_logs() -> None:
     assert [line["logger"] for line in lines] == ["lprmeta.test", "onvif"]
     assert "Hunter2-secret" not in buf.getvalue()
     assert lines[1]["event"] == "GetStreamUri for http://admin:***@cam/"
+
+
+def _fails_with_a_secret_in_a_local() -> None:
+    url = "https://hook-user:Local-Secret-7@127.0.0.1/in"  # noqa: F841  # the frame local
+    token = "Bearer Local-Token-9"  # noqa: F841
+    raise RuntimeError("the sink failed")
+
+
+def test_tracebacks_carry_no_frame_locals() -> None:
+    """A traceback is logged with its frames but never their locals: a local can hold a
+    URL with credentials or a header (structlog's defaults render them)."""
+    for fmt in ("json", "console"):
+        buf = io.StringIO()
+        configure_logging(fmt=fmt, stream=buf)  # type: ignore[arg-type]
+        try:
+            _fails_with_a_secret_in_a_local()
+        except RuntimeError as exc:
+            get_logger("lprmeta.test").error("sink failed", exc_info=exc)
+        out = buf.getvalue()
+        assert "_fails_with_a_secret_in_a_local" in out  # the frame is there
+        assert "Local-Secret-7" not in out and "Local-Token-9" not in out, fmt

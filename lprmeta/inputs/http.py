@@ -8,10 +8,25 @@ belongs to; parsing is :mod:`lprmeta.protocol.http`'s.
   the source address matched to a camera's ``host``, else the body's
   ``device`` field matched to a camera name; an unknown sender is accepted and
   labelled ``http-<address>``, never lost.
-* Replies: 200 only once the event is on the bus. A rejected request gets a
-  4xx whose body says why, is counted (``http_rejected:<status>``) and emits
-  nothing: 400 malformed JSON or base64, 401 credentials, 413 body too large,
-  408 body too slow, 415 content type.
+* Replies: 200 only once the event is on the bus; a value that could not be
+  read or a picture that is not valid base64 does not cost the read: the
+  reply is 200 and lists them in ``problems`` (the picture is marked
+  missing). A rejected request gets a 4xx whose body says why, is counted
+  (``http_rejected:<status>``) and emits nothing: 400 malformed JSON, 401
+  credentials, 413 body too large, 408 body too slow, 415 content type;
+  503 (with Retry-After) when the receiver is at its connection or
+  body-memory budget.
+* Budgets, so that no sender can starve the others: at most
+  ``max_connections`` connections (more are answered 503 and closed at
+  once, keeping descriptors for cameras and pictures; at most
+  ``max_connections_per_address`` from one address), at most
+  ``max_reads_per_address`` bodies read at once from one address (the others
+  wait their turn within ``read_timeout``), and at
+  most ``max_body_memory`` bytes of bodies held at once (gzip bodies count
+  inflated, as they stream). A trickling body holds only what it has sent,
+  so slow senders cannot fill the receiver.
+* A body too structured to parse on the loop (10^6 keys) is parsed in a
+  worker process (:mod:`lprmeta.offload`).
 * Credentials: HTTP Basic, as the camera's web UI offers; compared in
   constant time (``hmac.compare_digest`` on both parts).
 """
@@ -19,19 +34,22 @@ belongs to; parsing is :mod:`lprmeta.protocol.http`'s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import zlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from ..config import CameraConfig, Config, HttpConfig
 from ..errors import PayloadError
 from ..events import Event
 from ..log import get_logger
+from ..offload import Offload
 from ..protocol.auth import check_basic
 from ..protocol.http import (
-    decode_body,
     device_of,
     parse_get,
     parse_get_params,
@@ -43,9 +61,164 @@ from ..storage import safe_part
 
 __all__ = ["HttpInput"]
 
-MAX_READING = 64  # request bodies read at once (each held whole in memory)
 _JSON_TYPES = {"application/json", "text/json", "text/plain", "application/octet-stream", ""}
 _FORM = "application/x-www-form-urlencoded"
+
+
+_INFLATE_STEP = 256 * 1024  # inflated bytes per step (~0.3 ms of the loop)
+
+
+def _inflater(encoding: str) -> Any:
+    """A zlib inflater for the body's Content-Encoding (None: not compressed); another
+    encoding is refused (415) before a byte of the body is read."""
+    enc = encoding.strip().lower()
+    if enc in ("", "identity"):
+        return None
+    if enc in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if enc == "deflate":  # zlib-wrapped (RFC 9110); a gzip header is accepted too
+        return zlib.decompressobj(32 + zlib.MAX_WBITS)
+    raise _Reject(415, f"content encoding {encoding!r} not accepted; gzip, deflate or none")
+
+
+class _Turns:
+    """Per address, at most ``limit`` holders at once; the others wait in order. An
+    address's semaphore exists only while someone holds or waits for it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._by_peer: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    def reading(self, peer: str) -> int:
+        entry = self._by_peer.get(peer)
+        return min(entry[1], self.limit) if entry else 0
+
+    def waiting(self, peer: str) -> int:
+        entry = self._by_peer.get(peer)
+        return max(0, entry[1] - self.limit) if entry else 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self, peer: str) -> AsyncIterator[None]:
+        sem, users = self._by_peer.get(peer) or (asyncio.Semaphore(self.limit), 0)
+        self._by_peer[peer] = (sem, users + 1)
+        try:
+            async with sem:
+                yield
+        finally:
+            sem, users = self._by_peer[peer]
+            if users == 1:
+                del self._by_peer[peer]
+            else:
+                self._by_peer[peer] = (sem, users - 1)
+
+
+class _Reject(Exception):  # a reply, not an error
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class ByteBudget:
+    """Bytes held at once, across requests; taking never waits (waiting while holding
+    could deadlock readers against each other): a request that does not fit is told
+    to come back (503)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.limit:
+            return False
+        self.held += n
+        self.peak = max(self.peak, self.held)
+        return True
+
+    def give(self, n: int) -> None:
+        self.held -= n
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+)
+
+
+class _Gate(asyncio.Protocol):
+    """Admits a connection once its peer is known: under the caps it is handed to aiohttp
+    (``set_protocol``, before any byte is read); over them it gets a short 503 and is
+    closed at once, so its descriptor is free again."""
+
+    def __init__(self, site: _CappedSite) -> None:
+        self._site = site
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        peer = transport.get_extra_info("peername")
+        refused = self._site.refusal(peer[0] if peer else "unknown")
+        if refused is None:
+            server = self._site.server
+            inner = server()
+            transport.set_protocol(inner)
+            inner.connection_made(transport)
+            return
+        body = b'{"result":"503","error":"%s"}' % refused.encode()
+        transport.write(_BUSY % (len(body), body))
+        transport.close()
+
+
+class _CappedSite(web.TCPSite):
+    """aiohttp's TCP site with a cap on open connections, in all and per address."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        *args: Any,
+        cap: int,
+        per_address: int,
+        on_refuse: Callable[[str, str], None],
+        **kw: Any,
+    ) -> None:
+        super().__init__(runner, *args, **kw)
+        self._cap = cap
+        self._per_address = per_address
+        self._on_refuse = on_refuse
+
+    @property
+    def server(self) -> web.Server:
+        server = self._runner.server
+        assert isinstance(server, web.Server)
+        return server
+
+    def refusal(self, peer: str) -> str | None:
+        """Why a new connection from ``peer`` is refused, or None to admit it."""
+        connections = self.server.connections
+        if len(connections) >= self._cap:
+            why = f"too many connections (cap {self._cap})"
+        elif sum(1 for h in connections if _peer(h) == peer) >= self._per_address:
+            why = f"too many connections from one address (cap {self._per_address})"
+        else:
+            return None
+        self._on_refuse(peer, why)
+        return why
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Gate(self), self._host, self._port, backlog=self._backlog
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+
+def _peer(handler: Any) -> str | None:
+    transport = getattr(handler, "transport", None)
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if peer else None
 
 
 class HttpInput:
@@ -56,6 +229,8 @@ class HttpInput:
         deliver: Callable[[Event], None],
         stats: Stats,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        offload: Offload | None = None,
+        max_connections: int | None = None,
     ) -> None:
         assert config.http is not None
         self.cfg: HttpConfig = config.http
@@ -78,7 +253,11 @@ class HttpInput:
         self._unknown_logged: set[str] = set()
         self.port: int | None = None
         self.inflight = 0
-        self._reading = asyncio.Semaphore(MAX_READING)
+        self.offload = offload if offload is not None else Offload()
+        self.max_connections = max_connections or self.cfg.max_connections
+        self.budget = ByteBudget(self.cfg.max_body_memory)
+        self.turns = _Turns(self.cfg.max_reads_per_address)
+        self._refusing = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -91,10 +270,27 @@ class HttpInput:
         # keep-alive timeout, counted from the connection's start or its last response:
         # with read_timeout there, a client dribbling headers (slow-loris) is cut off too.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, keepalive_timeout=self.cfg.read_timeout
+            app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.cfg.read_timeout,
+            # aiohttp inflates a gzip body inside data_received, all of what is buffered
+            # at once: 32 bodies of 64 MiB held the loop for a second. We inflate in
+            # bounded steps instead (_read_body), counting inflated bytes.
+            auto_decompress=False,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port, backlog=1024)
+        site = _CappedSite(
+            self._runner,
+            self.cfg.host,
+            self.cfg.port,
+            # asyncio accepts up to `backlog` connections in one callback: 1,024 queued
+            # connections held the loop for 100 ms. 128 bounds that to ~12 ms.
+            backlog=128,
+            cap=self.max_connections,
+            per_address=self.cfg.max_connections_per_address,
+            on_refuse=self._refused,
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -103,18 +299,38 @@ class HttpInput:
                 exc.errno,
                 f"HTTP receiver cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror}",
             ) from exc
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.cfg.port
+        self.port = site.port
         self._log.info(
             "HTTP receiver listening",
             host=self.cfg.host,
             port=self.port,
             auth=bool(self.cfg.username),
+            max_connections=self.max_connections,
         )
 
     async def run(self) -> None:
-        await asyncio.Event().wait()  # the server runs on its own; this only holds the slot
+        # The server runs on its own; this watches the connection cap's episodes, so a
+        # flood is logged when it starts and when it ends, not once per connection.
+        while True:
+            await asyncio.sleep(1.0)
+            server = self._runner.server if self._runner is not None else None
+            below = server is not None and len(server.connections) < self.max_connections
+            if self._refusing and below:
+                self._refusing = False
+                self._log.warning(
+                    "HTTP connections below the cap again",
+                    refused=self.stats.get("http_connections_refused"),
+                )
+
+    def _refused(self, peer: str, why: str) -> None:
+        self.stats.inc("http_connections_refused")
+        if not self._refusing:
+            self._refusing = True
+            self._log.warning(
+                "HTTP connection cap reached; further connections are answered 503 and closed",
+                peer=peer,
+                reason=why,
+            )
 
     async def aclose(self) -> None:
         """Stop accepting, let requests in flight finish (their events reach the bus)."""
@@ -131,7 +347,12 @@ class HttpInput:
     # ------------------------------------------------------------ requests
 
     def _reject(
-        self, status: int, reason: str, camera: str | None, request: web.Request
+        self,
+        status: int,
+        reason: str,
+        camera: str | None,
+        request: web.Request,
+        retry_after: int | None = None,
     ) -> web.Response:
         n = self.stats.inc(f"http_rejected:{status}", camera or "*")
         level = "warning" if n == 1 or n % 100 == 0 else "debug"
@@ -144,10 +365,15 @@ class HttpInput:
             path=request.path,
             rejected=n,
         )
-        headers = {"WWW-Authenticate": 'Basic realm="lprmeta"'} if status == 401 else None
-        return web.json_response(
+        headers = {"WWW-Authenticate": 'Basic realm="lprmeta"'} if status == 401 else {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        resp = web.json_response(
             {"result": str(status), "error": reason}, status=status, headers=headers
         )
+        if status in (408, 413, 429, 503):
+            resp.force_close()  # the body was not read to its end: this connection is done
+        return resp
 
     def _authorized(self, request: web.Request) -> bool:
         if not self.cfg.username:
@@ -211,12 +437,21 @@ class HttpInput:
             return self._reject(
                 415, f"content type {ctype!r} not accepted; send application/json", None, request
             )
+        peer = request.remote or "unknown"
+        length = request.content_length
+        if length is not None and length > self.cfg.max_body:
+            return self._reject(413, f"body larger than {self.cfg.max_body} bytes", None, request)
+        held = 0
         try:
-            # At most MAX_READING bodies are read at once: each is held whole in memory
-            # (up to max_body); the others wait, their bytes held back by flow control.
-            async with asyncio.timeout(self.cfg.read_timeout), self._reading:
-                body = await request.read()
-        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+            body, held = await self._read_body(request, peer)
+            if ctype == _FORM:
+                return self._serve_params(
+                    request, path, parse_get_params(body.decode("utf-8", "replace")), received
+                )
+            return await self._serve_json(request, path, body, received)
+        except _Reject as r:
+            return self._reject(r.status, r.reason, None, request, retry_after=r.retry_after)
+        except (ConnectionError, aiohttp.ClientPayloadError):
             # The camera hung up mid-body: nothing to answer, nothing emitted.
             n = self.stats.inc("http_aborted")
             if n == 1 or n % 100 == 0:
@@ -224,26 +459,83 @@ class HttpInput:
                     "client disconnected before its body arrived",
                     peer=request.remote,
                     path=request.path,
-                    error=type(exc).__name__,
                     aborted=n,
                 )
             # Nobody is left to read a reply; returning (not raising) keeps aiohttp from
             # logging an error for what was counted and reported just now.
             return web.Response(status=400, text="client disconnected mid-body")
-        except web.HTTPRequestEntityTooLarge:
-            return self._reject(413, f"body larger than {self.cfg.max_body} bytes", None, request)
-        except TimeoutError:
-            return self._reject(
-                408, f"body not received within {self.cfg.read_timeout:g} s", None, request
-            )
-        if ctype == _FORM:
-            return self._serve_params(
-                request, path, parse_get_params(body.decode("utf-8", "replace")), received
-            )
+        finally:
+            self.budget.give(held)
+
+    async def _read_body(self, request: web.Request, peer: str) -> tuple[bytes, int]:
+        """The whole body (inflated when gzip), within the size, time and memory budgets;
+        returns it and the bytes taken from the budget (the caller gives them back).
+
+        At most ``max_reads_per_address`` bodies are read at once from one address; the
+        others wait their turn (their bytes held back by TCP flow control, within
+        ``read_timeout``): cameras behind one NAT address that push at once all get 200,
+        while a sender trickling many bodies only ever occupies its own turns."""
+        buf = bytearray()
+        cfg = self.cfg
+        done = False
+        inflate = _inflater(request.headers.get("Content-Encoding", ""))
         try:
-            data = decode_body(body)
+            async with asyncio.timeout(cfg.read_timeout), self.turns.slot(peer):
+                async for chunk in request.content.iter_any():
+                    if inflate is None:
+                        self._admit(len(buf), len(chunk))
+                        buf += chunk
+                        continue
+                    data = chunk
+                    while data:  # at most _INFLATE_STEP bytes per step, then others run
+                        out = inflate.decompress(data, _INFLATE_STEP)
+                        data = inflate.unconsumed_tail
+                        self._admit(len(buf), len(out))
+                        buf += out
+                        if data:
+                            await asyncio.sleep(0)
+                if inflate is not None and not inflate.eof:
+                    raise _Reject(400, "compressed body ends before its end")
+            done = True
+        except TimeoutError as exc:
+            raise _Reject(408, f"body not received within {cfg.read_timeout:g} s") from exc
+        except zlib.error as exc:
+            raise _Reject(400, f"compressed body could not be inflated: {exc}") from exc
+        except http_exceptions.HttpProcessingError as exc:
+            raise _Reject(400, f"body could not be read: {exc.message}") from exc
+        finally:
+            if not done:
+                self.budget.give(len(buf))
+        return bytes(buf), len(buf)
+
+    def _admit(self, have: int, more: int) -> None:
+        """Take ``more`` bytes of a body from the budgets, or raise the reply."""
+        cfg = self.cfg
+        if have + more > cfg.max_body:
+            raise _Reject(413, f"body larger than {cfg.max_body} bytes")
+        if not self.budget.take(more):
+            n = self.stats.inc("http_body_budget_full")
+            if n == 1 or n % 100 == 0:
+                self._log.warning(
+                    "bodies in memory at the budget; a request told to retry",
+                    max_body_memory=cfg.max_body_memory,
+                    times=n,
+                )
+            raise _Reject(503, "receiver busy (bodies in memory at budget)", retry_after=1)
+
+    async def _serve_json(
+        self, request: web.Request, path: str, body: bytes, received: datetime
+    ) -> web.StreamResponse:
+        if not body.strip():
+            return self._reject(400, "empty body", None, request)
+        try:
+            data, cut = await self.offload.json(body)
         except PayloadError as exc:
             return self._reject(400, exc.message, None, request)
+        if not isinstance(data, dict):
+            return self._reject(
+                400, f"expected a JSON object, got {type(data).__name__}", None, request
+            )
         name, cam = self._camera_for(path, request.remote, device_of(data))
         try:
             event = parse_post(
@@ -252,6 +544,7 @@ class HttpInput:
                 received=received,
                 fields=cam.http.fields if cam else None,
                 max_picture=self.cfg.max_body,
+                problems=cut,
             )
         except PayloadError as exc:
             return self._reject(400, exc.message, name, request)
@@ -279,4 +572,10 @@ class HttpInput:
     def _accept(self, event: Event) -> web.StreamResponse:
         self._deliver(event)  # saves pictures, puts it on the bus
         self.stats.inc("http_accepted", event.camera)
-        return web.json_response({"result": "200", "id": event.id})
+        reply: dict[str, Any] = {"result": "200", "id": event.id}
+        # What could not be read is said to the sender too; the read went out anyway.
+        problems = [str(p) for p in event.details.get("problems", ())]
+        problems += [f"{i.role}: {i.missing}" for i in event.images if i.missing]
+        if problems:
+            reply["problems"] = problems
+        return web.json_response(reply)

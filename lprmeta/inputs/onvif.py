@@ -141,6 +141,14 @@ async def _query_one(
         raise ConnectError(f"ONVIF service unusable: {_clean(exc, password)}") from exc
     except OSError as exc:
         raise ConnectError(f"cannot reach the ONVIF service: {exc.strerror or exc}") from exc
+    except Exception as exc:  # the library's error surface is open-ended
+        # A web port that answers with an HTML login page (zeep's XMLSyntaxError), a 404
+        # with no body (zeep's TransportError), or SOAP of an unexpected shape: translated
+        # here, at the library's boundary, into the one error the RTSP input retries.
+        raise ConnectError(
+            f"the camera's web port did not answer as an ONVIF service: "
+            f"{type(exc).__name__}: {_clean(exc, password)[:200]}"
+        ) from exc
     finally:
         with contextlib.suppress(Exception):  # closing must never mask the answer
             await cam.close()

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import threading
 import time
 import weakref
@@ -112,6 +113,7 @@ class Inbox:
             deque()
         )
         self._scheduled = False
+        self.failures = 0
 
     def put(
         self, handler: Callable[[RtspSession, bytes], None], session: RtspSession, doc: bytes
@@ -125,18 +127,34 @@ class Inbox:
     def _drain(self) -> None:
         items = self._items
         busy = False
-        while True:
-            while items:
-                handler, session, doc = items.popleft()
-                handler(session, doc)
-                busy = True
-            self._scheduled = False
-            if not items:
-                break
-            self._scheduled = True  # arrived between the last look and the flag
-        if busy:  # more are likely: look again shortly rather than be woken for each
-            self._scheduled = True
-            self._loop.call_later(self.linger, self._drain)
+        try:
+            while True:
+                while items:
+                    handler, session, doc = items.popleft()
+                    busy = True
+                    try:
+                        handler(session, doc)
+                    except Exception as exc:  # noqa: BLE001  # one document, not the inbox
+                        # Handlers contain their own errors; this is the last line, so that
+                        # no document can leave the flag set and silence every camera.
+                        self.failures += 1
+                        if self.failures == 1 or self.failures % 1000 == 0:
+                            get_logger("lprmeta.inputs.rtsp").error(
+                                "RTSP document handler failed; the document is lost",
+                                error=f"{type(exc).__name__}: {exc}",
+                                failures=self.failures,
+                                exc_info=exc,
+                            )
+                self._scheduled = False
+                if not items:
+                    break
+                self._scheduled = True  # arrived between the last look and the flag
+        finally:
+            if not busy:
+                self._scheduled = False
+            else:  # more are likely: look again shortly rather than be woken for each
+                self._scheduled = True
+                self._loop.call_later(self.linger, self._drain)
 
 
 _inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.WeakKeyDictionary()
@@ -557,13 +575,29 @@ class RtspInput:
     # ----------------------------------------------------------------- documents
 
     def _on_document(self, session: RtspSession, doc: bytes) -> None:
+        try:
+            self._document(session, doc)
+        except Exception as exc:  # noqa: BLE001  # one document of one camera, not the input
+            n = self.stats.inc("document_failures", self.camera.name)
+            if n == 1 or n % 1000 == 0:
+                self._log.error(
+                    "metadata document could not be handled; it is lost, the stream goes on",
+                    error=f"{type(exc).__name__}: {exc}",
+                    document_failures=n,
+                    exc_info=exc,
+                )
+
+    def _document(self, session: RtspSession, doc: bytes) -> None:
         self._fold(session)  # a cut-short document is counted as the next one arrives
         now = time.monotonic()
-        if doc in self._recent and now - self._recent[doc] < _DEDUP_SECONDS:
+        # Keyed by a digest, not the document: 1 MB documents at 32/s would otherwise hold
+        # 320 MB here for the overlap window.
+        key = hashlib.blake2b(doc, digest_size=16).digest()
+        if key in self._recent and now - self._recent[key] < _DEDUP_SECONDS:
             self.stats.inc("overlap_duplicates", self.camera.name)
             return
-        self._recent[doc] = now
-        self._recent.move_to_end(doc)
+        self._recent[key] = now
+        self._recent.move_to_end(key)
         while self._recent and now - next(iter(self._recent.values())) > _DEDUP_SECONDS:
             self._recent.popitem(last=False)
         try:
@@ -578,6 +612,15 @@ class RtspInput:
         self.stats.inc("documents", self.camera.name)
         if parsed.analytics_frames:
             self.stats.inc("analytics_frames", self.camera.name, parsed.analytics_frames)
+        if parsed.skipped_notifications:
+            n = self.stats.inc(
+                "skipped_notifications", self.camera.name, parsed.skipped_notifications
+            )
+            if n == parsed.skipped_notifications:  # the first time: say it once
+                self._log.warning(
+                    "document with more notifications than the limit; the rest not read",
+                    skipped=parsed.skipped_notifications,
+                )
         for event in events:
             if not event.picture_paths:
                 self._deliver(event)

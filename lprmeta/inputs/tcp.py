@@ -42,8 +42,10 @@ from ..errors import (
 from ..events import Event
 from ..health import Health
 from ..log import get_logger
+from ..offload import Offload, is_heavy
 from ..protocol.tcp import (
     COMM_LOGIN_REPLY,
+    COMM_RECOG_POST,
     COMM_REGISTE_REPLY,
     NEED_DATA,
     Junk,
@@ -87,8 +89,10 @@ class TcpInput:
         stats: Stats,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         health: Health | None = None,
+        offload: Offload | None = None,
     ) -> None:
         assert camera.tcp is not None
+        self.offload = offload if offload is not None else Offload()
         self.camera = camera
         self.cfg: TcpConfig = camera.tcp
         self.name = f"tcp:{camera.name}"
@@ -245,14 +249,13 @@ class TcpInput:
             if not data:
                 raise ConnectError("camera closed the connection during login")
             decoder.feed(data)
-            for result in self._drain(decoder):
+            for result in await self._drain(decoder):
                 if isinstance(result, Reply) and result.command == command:
                     return result
 
     async def _receive(self, reader: asyncio.StreamReader, decoder: PacketDecoder) -> None:
         idle = self.cfg.idle_timeout
-        for _ in self._drain(decoder):  # pushes that came with the registration reply
-            pass
+        await self._drain(decoder)  # pushes that came with the registration reply
         while True:
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
@@ -272,10 +275,9 @@ class TcpInput:
                     )
                 raise ConnectError("camera closed the connection")
             decoder.feed(data)
-            for _ in self._drain(decoder):
-                pass
+            await self._drain(decoder)
 
-    def _drain(self, decoder: PacketDecoder) -> list[Reply]:
+    async def _drain(self, decoder: PacketDecoder) -> list[Reply]:
         """Decode every complete packet buffered; deliver events, return replies."""
         replies: list[Reply] = []
         while True:
@@ -299,9 +301,28 @@ class TcpInput:
             if not isinstance(item, Packet):
                 continue
             try:
-                result = decode_packet(item, camera=self.camera.name, received=self._now())
+                parsed = None
+                if item.command != COMM_RECOG_POST and is_heavy(item.data):
+                    # 10^5 keys: parsed in the worker process, not on the loop.
+                    parsed = await self.offload.json(item.data)
+                result = decode_packet(
+                    item, camera=self.camera.name, received=self._now(), parsed=parsed
+                )
             except ProtocolError as exc:
                 self._bad(f"bad {item.name} packet", exc)
+                continue
+            except Exception as exc:  # noqa: BLE001  # one packet, not the camera's connection
+                # The parsers turn what a camera sends into problems of one field; reaching
+                # here is a bug. The packet is lost (counted, logged once), the stream goes on.
+                n = self.stats.inc("packet_failures", self.camera.name)
+                if n == 1 or n % 1000 == 0:
+                    self._log.error(
+                        "packet could not be handled; it is lost, the connection goes on",
+                        packet=item.name,
+                        error=f"{type(exc).__name__}: {exc}",
+                        packet_failures=n,
+                        exc_info=exc,
+                    )
                 continue
             if isinstance(result, Reply):
                 replies.append(result)

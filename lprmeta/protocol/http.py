@@ -12,7 +12,7 @@ are ``Caption=LPR`` and spaces around ``=`` that some firmware sends.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -101,18 +101,19 @@ def parse_post(
     received: datetime,
     fields: Mapping[str, str] | None = None,
     max_picture: int = 16 * 1024 * 1024,
+    problems: Sequence[str] = (),
 ) -> Event:
-    """A decoded POST body -> Event. A picture that is not valid base64 raises
-    :class:`PayloadError`: over HTTP the camera can be told (400), so nothing half-done
-    is emitted."""
+    """A decoded POST body -> Event. A picture that is not valid base64 is marked
+    missing with the reason and the read still goes out (the receiver's reply lists
+    it); ``problems`` are what was cut before (a body parsed by the worker)."""
     return normalize_json(
         data,
         camera=camera,
         source=Source.HTTP,
         received=received,
         fields=fields,
-        strict_pictures=True,
         max_picture=max_picture,
+        problems=problems,
     )
 
 

@@ -16,7 +16,7 @@ objects to be saved, and ``raw`` keeps a short placeholder instead.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -213,10 +213,13 @@ class _Fields:
         if value is None:
             return None
         try:
-            return parse(value)
+            parsed = parse(value)
         except Exception as exc:  # noqa: BLE001  # containment: one field, not the event
             self.problems.append(f"{canonical}: {type(exc).__name__}: {str(exc)[:120]}")
             return None
+        if parsed is None:  # there, but not a value of its kind (a time out of range, ...)
+            self.problems.append(f"{canonical}: {_short(value)} is not a valid value")
+        return parsed
 
     def count(self, canonical: str, parsed: int | None) -> int | None:
         """A size or coordinate: below zero it is out of its domain (kept raw, null here)."""
@@ -273,6 +276,7 @@ def normalize_json(
     raw: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
     picture_paths: tuple[tuple[str, str], ...] = (),
+    problems: Sequence[str] = (),
 ) -> Event:
     """Normalize one camera JSON object into an Event.
 
@@ -284,7 +288,7 @@ def normalize_json(
     """
     if not isinstance(body, Mapping):
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
-    problems: list[str] = []
+    problems = list(problems)  # what the caller already cut (a body parsed by the worker)
     if len(body) > MAX_KEYS:
         problems.append(f"{len(body)} keys; the first {MAX_KEYS} were read and kept")
         body = dict(itertools.islice(body.items(), MAX_KEYS))
@@ -346,12 +350,13 @@ def normalize_json(
     device = f.text("device")
     if device is not None:
         found.setdefault("device", device[:MAX_RAW_TEXT])
+    weight = 0
     if raw is None:
-        raw, dropped = bounded_raw(_raw_copy(body, placeholders))
+        raw, dropped, weight = weighed_raw(_raw_copy(body, placeholders))
         if dropped:
             problems.append(dropped)
     if problems:
-        found["problems"] = problems
+        found["problems"] = list(dict.fromkeys(problems))  # a field read twice says it once
     return Event(
         kind=kind,
         camera=camera,
@@ -362,8 +367,14 @@ def normalize_json(
         images=tuple(missing),
         pictures=tuple(pictures),
         picture_paths=picture_paths,
+        weight=weight,
         **fields_out,
     )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _merged(found: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -565,10 +576,17 @@ _BUILDERS: dict[Kind, Callable[[_Fields, _TakePictures], tuple[dict[str, Any], d
 
 
 def bounded_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """See :func:`weighed_raw`; without the weight."""
+    out, dropped, _ = weighed_raw(raw)
+    return out, dropped
+
+
+def weighed_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None, int]:
     """``raw`` with every text longer than :data:`MAX_RAW_TEXT` and everything past about
     :data:`MAX_RAW_BYTES` replaced by a short note saying what was there; and a problem
-    line when anything was replaced. Keeps a hostile camera's line (and every queue
-    holding it) to a bounded size; a real camera's fields are far below both limits."""
+    line when anything was replaced; and about how many bytes it holds (the queues'
+    byte budgets). Keeps a hostile camera's line (and every queue holding it) to a
+    bounded size; a real camera's fields are far below both limits."""
     budget = [MAX_RAW_BYTES, 0, 0]  # bytes left, texts cut, values not kept
 
     def walk(value: Any) -> Any:
@@ -608,11 +626,14 @@ def bounded_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         return value
 
     out = walk(raw)
+    weight = MAX_RAW_BYTES - budget[0]
     if not budget[1] and not budget[2]:
-        return out, None
-    return out, (
+        return out, None, weight
+    return (
+        out,
         f"raw: {budget[1]} texts cut to {MAX_RAW_TEXT} characters, "
-        f"{budget[2]} values not kept past {MAX_RAW_BYTES} bytes"
+        f"{budget[2]} values not kept past {MAX_RAW_BYTES} bytes",
+        weight,
     )
 
 

@@ -45,7 +45,7 @@ from ..events import (
     VehicleType,
 )
 from .common import NEED_DATA, NeedData
-from .jsonpost import MAX_PICTURES, normalize_json
+from .jsonpost import MAX_PICTURES, bounded_raw, normalize_json
 from .values import from_posix, lenient_json, parse_confidence
 
 __all__ = [
@@ -478,20 +478,28 @@ def _guid(raw: bytes) -> str:
 
 
 def decode_packet(
-    packet: Packet, *, camera: str, received: datetime, max_picture: int = 16 * 1024 * 1024
+    packet: Packet,
+    *,
+    camera: str,
+    received: datetime,
+    max_picture: int = 16 * 1024 * 1024,
+    parsed: tuple[Any, list[str]] | None = None,
 ) -> Event | Reply:
     """Any packet a camera sends -> a Reply (login/register) or an Event.
 
     An unknown command becomes a ``kind: event`` with its payload kept in
     ``raw`` (parsed if it is JSON, else hex of the first 1 KiB), never dropped.
+    ``parsed`` is the payload already parsed elsewhere (a heavy one, by the
+    worker process) with what was cut from it.
     """
     if packet.command in (COMM_LOGIN_REPLY, COMM_REGISTE_REPLY):
         return decode_reply(packet)
     if packet.command == COMM_RECOG_POST:
         return decode_recognition(packet.data, camera=camera, received=received)
     kind = JSON_POSTS.get(packet.command)
+    cut: list[str] = parsed[1] if parsed is not None else []
     if kind is not None:
-        body = lenient_json(packet.data)
+        body = parsed[0] if parsed is not None else lenient_json(packet.data)
         if not isinstance(body, dict):
             raise PayloadError(f"{packet.name}: expected a JSON object")
         return normalize_json(
@@ -501,10 +509,11 @@ def decode_packet(
             received=received,
             kind=kind,
             max_picture=max_picture,
+            problems=cut,
         )
-    details = {"command": f"0x{packet.command:04X}"}
+    details: dict[str, Any] = {"command": f"0x{packet.command:04X}"}
     try:
-        body = lenient_json(packet.data)
+        body = parsed[0] if parsed is not None else lenient_json(packet.data)
     except PayloadError:
         body = {"data_hex": packet.data[:1024].hex(), "data_length": len(packet.data)}
     if isinstance(body, dict):
@@ -515,15 +524,20 @@ def decode_packet(
             received=received,
             kind=Kind.EVENT,
             max_picture=max_picture,
+            problems=cut,
         )
         return replace(event, details={**event.details, **details})
+    raw, dropped = bounded_raw({"data": body})
+    problems = [*cut, dropped] if dropped else cut
+    if problems:
+        details["problems"] = problems
     return Event(
         kind=Kind.EVENT,
         camera=camera,
         source=Source.TCP,
         received=received,
         details=details,
-        raw={"data": body},
+        raw=raw,
     )
 
 

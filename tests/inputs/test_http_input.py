@@ -188,9 +188,20 @@ async def test_broken_json_is_400(receiver: Receiver) -> None:
     assert receiver.daemon.stats.get("http_rejected:400") == 2
 
 
-async def test_bad_base64_is_400(receiver: Receiver) -> None:
-    reply = await reject(receiver, 400, json={"plate": "X", "plate_image": "not*base64!"})
-    assert "plate_image" in reply["error"]
+async def test_bad_base64_keeps_the_read(receiver: Receiver) -> None:
+    """A picture that is not base64 costs the picture, not the read: 200, the problem in
+    the reply, the picture marked missing with the reason, the plate out."""
+    good = base64.b64encode(b"\xff\xd8\xff" + b"\x00" * 64).decode()
+    body = {"plate": "B64BAD", "plate_image": "not*base64!", "full_image": good}
+    async with receiver.session.post(receiver.base + "/lpr/gate-1", json=body) as resp:
+        assert resp.status == 200
+        reply = await resp.json()
+    assert any(p.startswith("plate: picture is not valid base64") for p in reply["problems"])
+    ev = await receiver.event()
+    assert ev.plate == "B64BAD"
+    roles = {i.role: i for i in ev.images}
+    assert roles["plate"].missing and "base64" in roles["plate"].missing
+    assert roles["full"].path is not None and roles["full"].missing is None
 
 
 async def test_oversize_body_is_413(receiver: Receiver) -> None:
