@@ -14,8 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
+
 from lprmeta.errors import ProtocolError
-from lprmeta.events import Event
+from lprmeta.events import Event, event_schema
 from lprmeta.protocol.common import NeedData
 from lprmeta.protocol.http import decode_body, parse_get, parse_get_params, parse_post, split_target
 from lprmeta.protocol.onvif import DocumentAssembler, document_events
@@ -27,12 +29,17 @@ LIMIT = 64 * 1024  # small limits, so that limit paths are reached too
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
+_SCHEMA = jsonschema.Draft202012Validator(event_schema())
+
+
 def _emit(events: list[Event] | Event) -> None:
-    """Every event must come out as one valid JSON line, as the daemon writes it."""
+    """Every event must come out as one JSON line, as the daemon writes it, that the
+    shipped schema accepts."""
     for event in events if isinstance(events, list) else [events]:
         line = encode_line(event)
         assert line.endswith(b"\n") and line.count(b"\n") == 1
-        json.loads(line)
+        errors = list(_SCHEMA.iter_errors(json.loads(line)))
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
 
 
 def tcp(data: bytes) -> None:
