@@ -555,7 +555,12 @@ def main() -> None:
     args = ap.parse_args()
     results = []
     for name in args.only or list(ATTACKS):
-        result = asyncio.run(run_attack(name, args.tree.resolve()))
+        try:
+            result = asyncio.run(run_attack(name, args.tree.resolve()))
+        except Exception as exc:  # noqa: BLE001  # one attack's setup failing is a result too
+            result = {"attack": name, "said": f"could not run: {type(exc).__name__}: {exc}"}
+            result.update(dict.fromkeys(("witness_worst_ms", "http_worst_ms", "peak_rss_mib")))
+            result.update(witness_lost=None, witness_after_lost=None, alive=None)
         results.append(result)
         print(json.dumps(result), flush=True)
     print()

@@ -68,18 +68,18 @@ class Subscription:
         self._ended = False  # no more offers
         self._done = False  # the consumer has seen the end
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, event: Event, weight: int = 0) -> bool:
         """Queue the event; False when it had to be dropped (queue full, or ended).
         An event the subscriber does not want (``accept``) is not a drop."""
         if self._accept is not None and not self._accept(event):
             return True
         if self._ended or self._queue.qsize() >= self.maxsize:
             return False
-        weight = max(event.weight, _MIN_WEIGHT)
+        weight = max(weight, _MIN_WEIGHT)
         if self.bytes + weight > self.max_bytes and self.bytes:
             return False  # over its byte budget (one event always fits an empty queue)
         self.bytes += weight
-        self._queue.put_nowait(event)
+        self._queue.put_nowait((event, weight))
         return True
 
     def end(self) -> None:
@@ -107,8 +107,9 @@ class Subscription:
         if item is _END:
             self._done = True
             return None
-        self.bytes -= max(item.weight, _MIN_WEIGHT)
-        return item  # type: ignore[no-any-return]
+        event, weight = item
+        self.bytes -= weight
+        return event  # type: ignore[no-any-return]
 
     @property
     def done(self) -> bool:
@@ -132,6 +133,7 @@ class _Held:
     seen: set[str]
     handle: asyncio.TimerHandle | None = None
     expected: frozenset[str] = field(default_factory=frozenset)
+    weight: int = 0
 
 
 class Bus:
@@ -182,21 +184,23 @@ class Bus:
 
     # ------------------------------------------------------------------ producers
 
-    def publish(self, event: Event) -> None:
-        """Hand an event to the bus. Never blocks; after a close it is counted and refused."""
+    def publish(self, event: Event, *, weight: int = 0) -> None:
+        """Hand an event to the bus. Never blocks; after a close it is counted and refused.
+        ``weight``: about how many bytes it holds (the queues' byte budgets)."""
         if self._closed:
             self.stats.inc("refused_after_close", event.camera)
             self._log.warning("event after shutdown not delivered", camera=event.camera)
             return
         self.stats.inc("received", event.camera)
         if event.kind is not Kind.PLATE or not event.plate or self.dedup_window <= 0:
-            self._emit(event)
+            self._emit(event, weight)
             return
         key = (event.camera, plate_key(event.plate))
         now = self._clock()
         held = self._held.get(key)
         if held is not None:
             held.event = held.event.merged_with(event)
+            held.weight += weight
             held.seen.add(event.source.value)
             self.stats.inc("merged", event.camera)
             if held.seen >= held.expected:
@@ -219,12 +223,12 @@ class Bus:
         expected = self._transports.get(event.camera, frozenset())
         if len(expected) > 1 and self.merge_wait > 0 and event.source.value in expected:
             loop = asyncio.get_running_loop()
-            entry = _Held(event=event, seen={event.source.value}, expected=expected)
+            entry = _Held(event=event, seen={event.source.value}, expected=expected, weight=weight)
             entry.handle = loop.call_later(self.merge_wait, self._release, key)
             self._held[key] = entry
             return
         self._remember(key, now)
-        self._emit(event)
+        self._emit(event, weight)
 
     def _remember(self, key: tuple[str, str], now: float) -> None:
         self._recent[key] = now + self.dedup_window
@@ -245,12 +249,12 @@ class Bus:
         if held.handle is not None:
             held.handle.cancel()
         self._remember(key, self._clock())
-        self._emit(held.event)
+        self._emit(held.event, held.weight)
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: Event, weight: int = 0) -> None:
         self.stats.inc("emitted", event.camera)
         for sub in self._subs:
-            if not sub.offer(event):
+            if not sub.offer(event, weight):
                 sub.dropped += 1
                 n = self.stats.inc(f"dropped:{sub.name}", event.camera)
                 if n == 1 or n % 1000 == 0:

@@ -22,14 +22,15 @@ import gc
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, BinaryIO, Protocol
 
 from .bus import Bus, Subscription
 from .config import Config
+from .envelope import Read
 from .errors import ConfigError, ConfigProblem, SinkError, UsageError
 from .events import Event
 from .health import Health
+from .intake import Intake
 from .lists import Matcher, on_lists
 from .lists_files import ListFiles
 from .log import REDACTOR, get_logger
@@ -99,6 +100,7 @@ class Daemon:
         self._bus: Bus | None = None
         self._inputs: list[Input] = []
         self._fetcher: PictureFetcher | None = None
+        self._intake: Intake | None = None
         self._stop = asyncio.Event()
         self._metrics = (
             MetricsServer(
@@ -147,40 +149,16 @@ class Daemon:
         self._api_subs += 1
         return self.bus.subscribe(f"api-{self._api_subs}", maxsize=maxsize)
 
-    def deliver(self, event: Event) -> None:
-        """Save the event's in-payload pictures, mark the lists its plate is on, then
-        publish it. What inputs call."""
-        if event.plate and self.matcher.lists:
-            event = replace(event, matches=self.matcher.match(event.plate))
-        problems = event.details.get("problems")
-        if problems:
-            # A value the parser could not read: the read goes out with the problem named
-            # in details.problems and the value kept raw. Counted; said once per camera.
-            n = self.stats.inc("parse_problems", event.camera, len(problems))
-            if event.camera not in self._problem_cameras:
-                self._problem_cameras.add(event.camera)
-                self._log.warning(
-                    "camera sent values that could not be read; kept raw, events still go out",
-                    camera=event.camera,
-                    problems=problems[:5],
-                    parse_problems=n,
-                )
-        saved = self.store.attach(event)
-        self.health.saw_event(event.camera, event.source.value)
-        if event.pictures:
-            unsaved = sum(1 for ref in saved.images[-len(event.pictures) :] if ref.missing)
-            if unsaved < len(event.pictures):
-                self.stats.inc("pictures_saved", event.camera, len(event.pictures) - unsaved)
-            if unsaved:
-                n = self.stats.inc("pictures_unsaved", event.camera, unsaved)
-                if n == unsaved or n % 100 < unsaved:  # the first time, then now and then
-                    self._log.error(
-                        "pictures could not be saved; events go out without them",
-                        camera=event.camera,
-                        reason=saved.images[-1].missing,
-                        unsaved=n,
-                    )
-        self.bus.publish(saved)
+    @property
+    def intake(self) -> Intake:
+        if self._intake is None:
+            raise UsageError("the daemon is not running; use `async with Daemon(...)`")
+        return self._intake
+
+    def deliver(self, read: Read | Event) -> None:
+        """Hand a read (or a finished event) to the intake: its pictures are completed and
+        saved off the loop, its plate matched to the lists, and it goes on the bus."""
+        self.intake.put(read if isinstance(read, Read) else Read(read))
 
     def stop(self) -> None:
         """Ask the daemon to shut down (safe to call from a signal handler)."""
@@ -237,6 +215,15 @@ class Daemon:
             sinks.append((mqtt, sub))
         self._fetcher = PictureFetcher()
         await self._fetcher.__aenter__()
+        self._intake = Intake(
+            bus=self._bus,
+            stats=self.stats,
+            cameras=self.config.cameras,
+            store=self.store,
+            matcher=self.matcher,
+            health=self.health,
+            fetcher=self._fetcher,
+        )
         self._inputs = self._build_inputs()
         self._runner = asyncio.create_task(self._main(sinks), name="lprmeta-daemon")
         started = asyncio.create_task(self._started.wait())
@@ -291,7 +278,7 @@ class Daemon:
         from .inputs.rtsp import RtspInput  # noqa: PLC0415
         from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
 
-        assert self._fetcher is not None
+        intake = self.intake
         inputs: list[Input] = []
         if self.config.http is not None:
             # Descriptors are kept for cameras, pictures, sinks and the store: the HTTP
@@ -302,7 +289,7 @@ class Daemon:
             inputs.append(
                 HttpInput(
                     self.config,
-                    deliver=self.deliver,
+                    submit=intake.submit,
                     stats=self.stats,
                     offload=self.offload,
                     max_connections=cap,
@@ -313,7 +300,7 @@ class Daemon:
                 inputs.append(
                     TcpInput(
                         cam,
-                        deliver=self.deliver,
+                        deliver=intake.put,
                         stats=self.stats,
                         health=self.health,
                         offload=self.offload,
@@ -324,9 +311,8 @@ class Daemon:
                 inputs.append(
                     RtspInput(
                         cam,
-                        deliver=self.deliver,
+                        deliver=intake.put,
                         stats=self.stats,
-                        fetcher=self._fetcher,
                         features=features,
                         health=self.health,
                     )
@@ -387,6 +373,10 @@ class Daemon:
                     for task in stuck:
                         self._log.error("input did not stop when asked", input=task.get_name())
                 await self._close_inputs(deadline)
+                # Reads in flight (pictures being fetched or saved) reach the bus first.
+                await self.intake.aclose(
+                    timeout=max(0.1, min(2.0, deadline - time.monotonic() - 1.5))
+                )
                 self.bus.close()
                 if self._metrics is not None:
                     await self._metrics.aclose()

@@ -31,7 +31,6 @@ __all__ = [
     "Kind",
     "ListMatch",
     "ListType",
-    "Picture",
     "Source",
     "Vehicle",
     "VehicleType",
@@ -338,14 +337,6 @@ class Source(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Picture:
-    """A picture as it arrived in a payload, before it is saved. Never serialized."""
-
-    role: str
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class ImageRef:
     """A picture as the JSON line carries it: a saved file, or the reason it is missing."""
 
@@ -419,13 +410,9 @@ def _utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """One normalized event. Every field of the JSON line is here; ``None`` means unknown.
-
-    ``pictures`` holds image bytes that came inside the payload; the input that
-    received the event saves them and replaces them by ``images`` before it
-    publishes. ``picture_paths`` are pictures the camera announced but did not
-    send (RTSP), to be fetched. Neither is part of the JSON line.
-    """
+    """One normalized event: the JSON line contract, and nothing else (what travels with
+    it until its pictures are saved is :class:`lprmeta.envelope.Read`). Every field of
+    the JSON line is here; ``None`` means unknown."""
 
     kind: Kind
     camera: str
@@ -448,10 +435,6 @@ class Event:
     raw: Mapping[str, Any] = field(default_factory=dict)
     matches: tuple[ListMatch, ...] = ()
     id: str = field(default_factory=new_event_id)
-    pictures: tuple[Picture, ...] = field(default=(), repr=False, compare=False)
-    picture_paths: tuple[tuple[str, str], ...] = field(default=(), compare=False)
-    # About how many bytes the event holds (its raw fields), for the queues' byte budgets.
-    weight: int = field(default=0, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON line contract (see ``lprmeta/schema/event.schema.json``)."""
@@ -515,7 +498,6 @@ class Event:
             details=details,
             raw={"merged": merged_raw},
             matches=_closest((*self.matches, *other.matches)),
-            weight=self.weight + other.weight,
         )
 
 

@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .bus import Bus
 from .config import CameraConfig, Config
 from .errors import LprmetaError, SnapshotError, TransportError
 from .events import Event
@@ -28,6 +29,7 @@ from .inputs.onvif import OnvifInfo, query_onvif
 from .inputs.rtsp import RtspInput
 from .inputs.rtsp_client import describe_stream
 from .inputs.tcp import TcpInput
+from .intake import Intake
 from .log import redact_text
 from .snapshots import CameraWeb, PictureFetcher
 from .stats import Stats
@@ -164,16 +166,20 @@ async def _pictures(
 
 async def _watch(cam: CameraConfig, url: str, wait: float) -> Event | None:
     """Run the RTSP input for up to ``wait`` seconds; the first plate event, if any."""
-    got: asyncio.Queue[Event] = asyncio.Queue()
+    stats = Stats()
+    bus = Bus(dedup_window=0, stats=stats)
+    got = bus.subscribe("probe")
     async with PictureFetcher() as fetcher:
-        rtsp = RtspInput(cam, deliver=got.put_nowait, stats=Stats(), fetcher=fetcher)
+        # The daemon's own intake, without a store: pictures are fetched and hashed, not saved.
+        intake = Intake(bus=bus, stats=stats, cameras=[cam], fetcher=fetcher)
+        rtsp = RtspInput(cam, deliver=intake.put, stats=stats)
         rtsp.url = url
         task = asyncio.create_task(rtsp.run())
         try:
             async with asyncio.timeout(wait):
                 while True:
                     event = await got.get()
-                    if event.plate or event.images or event.pictures:
+                    if event is not None and (event.plate or event.images):
                         return event
         except TimeoutError:
             return None
@@ -182,11 +188,12 @@ async def _watch(cam: CameraConfig, url: str, wait: float) -> Event | None:
             with contextlib.suppress(asyncio.CancelledError, LprmetaError):
                 await task
             await rtsp.aclose()
+            await intake.aclose(timeout=0.5)
 
 
 def _picture_check(event: Event) -> Check:
-    """The probe saves nothing: fetched pictures are still bytes in ``event.pictures``."""
-    fetched = {p.role: len(p.data) for p in event.pictures}
+    """The probe saves nothing: a fetched picture has its size and hash, and no path."""
+    fetched = {i.role: i.bytes for i in event.images if not i.missing}
     missing = [i for i in event.images if i.missing]
     details = {"plate": event.plate, "fetched": fetched, "missing": [i.to_json() for i in missing]}
     if missing:

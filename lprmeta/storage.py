@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 
-from .events import Event, ImageRef, Picture
+from .envelope import Picture
+from .events import Event, ImageRef
 
 __all__ = ["ImageStore", "picture_extension", "safe_part"]
 
@@ -75,10 +75,3 @@ class ImageStore:
             reason = f"save failed: {exc.strerror or exc}"
             return ImageRef(picture.role, None, len(picture.data), digest, missing=reason)
         return ImageRef(picture.role, str(path), len(picture.data), digest)
-
-    def attach(self, event: Event) -> Event:
-        """The event with its in-payload pictures saved and listed in ``images``."""
-        if not event.pictures:
-            return event
-        refs = [self.save(event, pic) for pic in event.pictures]
-        return replace(event, images=(*event.images, *refs), pictures=())

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import jsonschema
 
+from lprmeta.envelope import Read
 from lprmeta.errors import ProtocolError
-from lprmeta.events import Event, event_schema
+from lprmeta.events import event_schema
 from lprmeta.protocol.common import NeedData
 from lprmeta.protocol.http import decode_body, parse_get, parse_get_params, parse_post, split_target
 from lprmeta.protocol.onvif import DocumentAssembler, document_events
@@ -32,11 +33,11 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _SCHEMA = jsonschema.Draft202012Validator(event_schema())
 
 
-def _emit(events: list[Event] | Event) -> None:
+def _emit(reads: list[Read] | Read) -> None:
     """Every event must come out as one JSON line, as the daemon writes it, that the
     shipped schema accepts."""
-    for event in events if isinstance(events, list) else [events]:
-        line = encode_line(event)
+    for read in reads if isinstance(reads, list) else [reads]:
+        line = encode_line(read.event)
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         errors = list(_SCHEMA.iter_errors(json.loads(line)))
         assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
@@ -60,7 +61,7 @@ def tcp(data: bytes) -> None:
                     result = decode_packet(item, camera="f", received=NOW, max_picture=LIMIT)
                 except ProtocolError:
                     continue
-                if isinstance(result, Event):
+                if isinstance(result, Read):
                     _emit(result)
     assert decoder.buffered <= len(data)
 

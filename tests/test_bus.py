@@ -145,9 +145,8 @@ async def test_queue_is_bounded_in_bytes_too() -> None:
     """A stalled consumer holds at most its byte budget, whatever the events weigh."""
     bus = Bus(dedup_window=0, queue_bytes=10 * 2**20)
     sub = bus.subscribe("slow", maxsize=10_000)
-    heavy = [plate(f"H{i}", weight=1 * 2**20) for i in range(30)]
-    for ev in heavy:
-        bus.publish(ev)
+    for i in range(30):
+        bus.publish(plate(f"H{i}"), weight=1 * 2**20)
     assert sub.qsize() == 10 and sub.bytes == 10 * 2**20
     assert bus.stats.get("dropped:slow", "c") == 20
     assert [e.plate for e in drain(sub)] == [f"H{i}" for i in range(10)]
@@ -160,5 +159,5 @@ async def test_queue_is_bounded_in_bytes_too() -> None:
 async def test_one_event_over_the_budget_still_fits_an_empty_queue() -> None:
     bus = Bus(dedup_window=0, queue_bytes=2**20)
     sub = bus.subscribe("s")
-    bus.publish(plate("BIG", weight=5 * 2**20))
+    bus.publish(plate("BIG"), weight=5 * 2**20)
     assert [e.plate for e in drain(sub)] == ["BIG"]

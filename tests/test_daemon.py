@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from lprmeta.daemon import Daemon
+from lprmeta.envelope import Picture, Read
 from lprmeta.errors import ConfigError, SinkError, UsageError
-from lprmeta.events import Event, Kind, Picture, Source
+from lprmeta.events import Event, Kind, Source
 
 from .conftest import ROOT, check_line, make_config
 
@@ -29,14 +30,13 @@ async def test_library_api_events_and_pictures_saved(tmp_path: Path) -> None:
     out = io.BytesIO()
     async with Daemon(make_config(tmp_path), stdout=out) as d:
         sub = d.events()
-        d.deliver(ev("AB1234", pictures=(Picture("plate", JPEG),)))
+        d.deliver(Read(ev("AB1234"), pictures=(Picture("plate", JPEG),)))
         got = await asyncio.wait_for(sub.get(), 2)
     assert got is not None and got.plate == "AB1234"
     (img,) = got.images
     assert img.role == "plate" and img.bytes == len(JPEG)
     assert img.path is not None and Path(img.path).read_bytes() == JPEG
     assert Path(img.path).is_relative_to((tmp_path / "snapshots").resolve())
-    assert got.pictures == ()
     lines = out.getvalue().decode().splitlines()
     assert len(lines) == 1
     line = check_line(lines[0])

@@ -56,6 +56,24 @@ RULES: dict[str, set[str]] = {
     "lprmeta.sinks": {"lprmeta.inputs", "lprmeta.daemon", "lprmeta.cli", "lprmeta.simulator"},
     "lprmeta.snapshots": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
     "lprmeta.daemon": {"lprmeta.cli", "lprmeta.simulator"},
+    # The envelope sits beside the events: pure data, for the parsers and the intake.
+    "lprmeta.envelope": {
+        "lprmeta.protocol",
+        "lprmeta.bus",
+        "lprmeta.inputs",
+        "lprmeta.sinks",
+        "lprmeta.intake",
+        "lprmeta.daemon",
+        "lprmeta.config",
+        *IO,
+    },
+    # The intake is between the inputs and the bus: it knows no input, sink or daemon.
+    "lprmeta.intake": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
+    # Inputs hand reads to the intake through a callable; they never import it.
+    "lprmeta.inputs.": {"lprmeta.intake"},
+    "lprmeta.supervisor": {"lprmeta.inputs.tcp", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
+    "lprmeta.watchdog": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
+    "lprmeta.offload": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
 }
 
 

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lprmeta.envelope import Read
 from lprmeta.errors import MetadataError
 from lprmeta.events import Event, Kind
 from lprmeta.protocol.http import parse_post
@@ -119,7 +120,7 @@ def _kept(raw: Any, key: str, value: Any) -> None:
 def test_http_post_any_value_in_any_field(field: str, value: Any, old_era: bool) -> None:
     key = field if not old_era else field.lower().replace(" ", "_")
     body = {"Plate": "PROP1", key: value}
-    event = parse_post(body, camera="c", received=NOW)
+    event = parse_post(body, camera="c", received=NOW).event
     _valid_line(event)
     _kept(event.raw, key, value)
 
@@ -129,8 +130,9 @@ def test_http_post_any_value_in_any_field(field: str, value: Any, old_era: bool)
 def test_tcp_json_post_any_value_in_any_field(field: str, value: Any, command: int) -> None:
     body = {"Plate": "PROP2", field: value}
     data = json.dumps(body, allow_nan=True).encode()
-    event = decode_packet(Packet(command, data), camera="c", received=NOW)
-    assert isinstance(event, Event)
+    read = decode_packet(Packet(command, data), camera="c", received=NOW)
+    assert isinstance(read, Read)
+    event = read.event
     assert event.kind is JSON_POSTS[command]
     line = _valid_line(event)
     assert line["kind"] == JSON_POSTS[command].value
@@ -148,8 +150,9 @@ def test_tcp_recognition_any_metadata_bytes(meta: bytes, pictures: int) -> None:
         with pytest.raises(MetadataError):
             decode_packet(Packet(COMM_RECOG_POST, chunks), camera="c", received=NOW)
         return
-    event = decode_packet(Packet(COMM_RECOG_POST, chunks), camera="c", received=NOW)
-    assert isinstance(event, Event) and event.kind is Kind.PLATE
+    read = decode_packet(Packet(COMM_RECOG_POST, chunks), camera="c", received=NOW)
+    assert isinstance(read, Read) and read.event.kind is Kind.PLATE
+    event = read.event
     _valid_line(event)
 
 
@@ -178,9 +181,9 @@ def test_tcp_recognition_extreme_numbers(
         brand=brand,
     )
     data = encode_chunk(b"\x11\xff\x00\x00", encode_metadata(r))
-    event = decode_packet(Packet(COMM_RECOG_POST, data), camera="c", received=NOW)
-    assert isinstance(event, Event)
-    line = _valid_line(event)
+    read = decode_packet(Packet(COMM_RECOG_POST, data), camera="c", received=NOW)
+    assert isinstance(read, Read)
+    line = _valid_line(read.event)
     assert line["raw"]["time_ms"] == time_ms
 
 
@@ -219,9 +222,9 @@ _XML_TEXT = st.text(
     st.one_of(_XML_TEXT, VALUES.map(str).filter(_xml_chars)),
 )
 def test_onvif_any_value_in_an_item_or_the_time(utc: str, name: str, value: str) -> None:
-    events, _ = document_events(_notification(utc, name, value), camera="c", received=NOW)
-    assert len(events) == 1
-    event = events[0]
+    reads, _ = document_events(_notification(utc, name, value), camera="c", received=NOW)
+    assert len(reads) == 1
+    event = reads[0].event
     assert event.plate == "PROP3"
     _valid_line(event)
     if len(value) <= MAX_RAW_TEXT:  # quoteattr writes line ends as references: kept as is

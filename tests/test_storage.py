@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lprmeta.events import Event, Kind, Picture, Source
+from lprmeta.envelope import Picture
+from lprmeta.events import Event, Kind, Source
 from lprmeta.storage import ImageStore, safe_part
 
 JPEG = b"\xff\xd8\xff\xe0payload\xff\xd9"
@@ -26,19 +27,12 @@ def test_saved_pictures_never_leave_the_snapshot_dir(
 ) -> None:
     store = ImageStore(tmp_path / "snaps")
     event = Event(kind=Kind.PLATE, camera=camera, source=Source.HTTP, plate=plate)
-    saved = store.attach(
-        event.__class__(**{**_fields(event), "pictures": (Picture("plate", JPEG),)})
-    )
-    (ref,) = saved.images
+    ref = store.save(event, Picture("plate", JPEG))
     assert ref.path is not None and ref.missing is None
     path = Path(ref.path)
     assert path.resolve().is_relative_to((tmp_path / "snaps").resolve())
     assert path.read_bytes() == JPEG and path.suffix == ".jpg"
     assert ref.sha256 == hashlib.sha256(JPEG).hexdigest()
-
-
-def _fields(event: Event) -> dict[str, object]:
-    return {name: getattr(event, name) for name in event.__dataclass_fields__}
 
 
 def test_safe_part() -> None:
@@ -56,8 +50,7 @@ def test_unwritable_dir_marks_picture_missing(tmp_path: Path) -> None:
         camera="c",
         source=Source.TCP,
         plate="A",
-        pictures=(Picture("full", JPEG),),
     )
-    (ref,) = store.attach(event).images
+    ref = store.save(event, Picture("full", JPEG))
     assert ref.path is None and ref.missing is not None and ref.missing.startswith("save failed")
     assert ref.bytes == len(JPEG)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ import aiohttp
 from aiohttp import http_exceptions, web
 
 from ..config import CameraConfig, Config, HttpConfig
+from ..envelope import Read
 from ..errors import PayloadError
 from ..events import Event
 from ..log import get_logger
@@ -226,7 +227,7 @@ class HttpInput:
         self,
         config: Config,
         *,
-        deliver: Callable[[Event], None],
+        submit: Callable[[Read], Awaitable[Event]],
         stats: Stats,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         offload: Offload | None = None,
@@ -236,7 +237,7 @@ class HttpInput:
         self.cfg: HttpConfig = config.http
         self.cameras = config.cameras
         self.name = "http"
-        self._deliver = deliver
+        self._submit = submit
         self.stats = stats
         self._now = now
         self._log = get_logger("lprmeta.inputs.http")
@@ -427,7 +428,7 @@ class HttpInput:
         if not self._authorized(request):
             return self._reject(401, "credentials required", None, request)
         if request.method == "GET":
-            return self._serve_get(request, path, params, received)
+            return await self._serve_get(request, path, params, received)
         if request.method not in ("POST", "PUT"):
             return self._reject(
                 405, f"method {request.method} not accepted; POST or GET", None, request
@@ -445,7 +446,7 @@ class HttpInput:
         try:
             body, held = await self._read_body(request, peer)
             if ctype == _FORM:
-                return self._serve_params(
+                return await self._serve_params(
                     request, path, parse_get_params(body.decode("utf-8", "replace")), received
                 )
             return await self._serve_json(request, path, body, received)
@@ -538,7 +539,7 @@ class HttpInput:
             )
         name, cam = self._camera_for(path, request.remote, device_of(data))
         try:
-            event = parse_post(
+            read = parse_post(
                 data,
                 camera=name,
                 received=received,
@@ -548,9 +549,9 @@ class HttpInput:
             )
         except PayloadError as exc:
             return self._reject(400, exc.message, name, request)
-        return self._accept(event)
+        return await self._accept(read)
 
-    def _serve_get(
+    async def _serve_get(
         self, request: web.Request, path: str, params: str, received: datetime
     ) -> web.StreamResponse:
         values = parse_get_params(params)
@@ -558,19 +559,20 @@ class HttpInput:
             name, _ = self._camera_for(path, request.remote, None)
             self.stats.inc("http_empty_get", name)
             return web.json_response({"result": "200", "note": "no parameters; nothing recorded"})
-        return self._serve_params(request, path, values, received)
+        return await self._serve_params(request, path, values, received)
 
-    def _serve_params(
+    async def _serve_params(
         self, request: web.Request, path: str, values: dict[str, str], received: datetime
     ) -> web.StreamResponse:
         name, cam = self._camera_for(path, request.remote, device_of(values))
-        event = parse_get(
+        read = parse_get(
             values, camera=name, received=received, fields=cam.http.fields if cam else None
         )
-        return self._accept(event)
+        return await self._accept(read)
 
-    def _accept(self, event: Event) -> web.StreamResponse:
-        self._deliver(event)  # saves pictures, puts it on the bus
+    async def _accept(self, read: Read) -> web.StreamResponse:
+        # 200 only once the event is on the bus: its pictures saved (off the loop).
+        event = await self._submit(read)
         self.stats.inc("http_accepted", event.camera)
         reply: dict[str, Any] = {"result": "200", "id": event.id}
         # What could not be read is said to the sender too; the read went out anyway.

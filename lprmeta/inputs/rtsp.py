@@ -1,8 +1,9 @@
 """The RTSP input: a camera's ONVIF metadata track, read with PyAV, pictures fetched in time.
 
 Owns one camera's RTSP sessions, their renewal and reconnects, and the
-hand-off of notifications to the picture fetcher; parsing is
-:mod:`lprmeta.protocol.onvif`'s, fetching :mod:`lprmeta.snapshots`'s.
+hand-off of notifications to the intake; parsing is
+:mod:`lprmeta.protocol.onvif`'s, fetching and saving pictures
+:mod:`lprmeta.intake`'s.
 
 How it works, and why (facts verified on this machine with PyAV 18 / FFmpeg 8):
 
@@ -30,10 +31,8 @@ How it works, and why (facts verified on this machine with PyAV 18 / FFmpeg 8):
   quiet stream whose renewal cannot open within ``open_timeout``: it is
   reported within ``timeout`` and reconnected with backoff.
 * **A closed connection** ends ``demux()`` without an exception: reconnect.
-* **Pictures**: each plate notification names a picture the camera keeps
-  only among its 10 latest; the fetch starts at once, fetches run side by
-  side, and the event waits at most ``picture_deadline`` for them, then goes
-  out with each missing picture marked and the reason given.
+* **Pictures** are the intake's (:mod:`lprmeta.intake`): each read is handed
+  over with the picture paths it announces, and the intake fetches them.
 * **Secrets**: FFmpeg needs the credentials in the URL, and its error texts
   quote that URL; every message that leaves this module is redacted.
 """
@@ -48,29 +47,25 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..config import CameraConfig, RtspConfig
+from ..envelope import Read
 from ..errors import (
     AuthenticationFailed,
     ConnectError,
-    ForbiddenPictureURL,
     NoMetadataTrack,
     NotResponding,
     ProtocolError,
-    SnapshotError,
     TransportError,
 )
-from ..events import Event, ImageRef, Picture
 from ..firmware import check_features, recommendation
 from ..health import Health
 from ..log import get_logger, redact_text
 from ..protocol.onvif import DocumentAssembler, document_events, has_notifications
 from ..protocol.rtsp import strip_userinfo
-from ..snapshots import CameraWeb, PictureFetcher
 from ..stats import Stats
 from ._retry import Backoff, StateLog
 from .onvif import DeviceInfo, device_information, query_onvif
@@ -87,7 +82,6 @@ __all__ = ["RtspInput", "RtspSession"]
 # for opening only. The socket timeout applies to each reply while opening too,
 # so it is generous for a slow camera.
 TICK = 2.0
-KEPT_PICTURES = 10  # "Only 10 latest images are available for download"
 _DEDUP_SECONDS = 10.0
 
 
@@ -306,9 +300,8 @@ class RtspInput:
         self,
         camera: CameraConfig,
         *,
-        deliver: Callable[[Event], None],
+        deliver: Callable[[Read], None],
         stats: Stats,
-        fetcher: PictureFetcher,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         features: list[str] | None = None,
         health: Health | None = None,
@@ -319,21 +312,12 @@ class RtspInput:
         self.name = f"rtsp:{camera.name}"
         self._deliver = deliver
         self.stats = stats
-        self._fetcher = fetcher
         self._now = now
         self._features = features or []
         self._user = self.cfg.username if self.cfg.username is not None else camera.username
         secret = self.cfg.password if self.cfg.password is not None else camera.password
         self._password = secret.get()
         self._secrets = [s for s in (self._password, quote(self._password, safe="")) if s]
-        self._web = CameraWeb(
-            camera.name,
-            camera.host,
-            camera.http_port,
-            camera.username,
-            camera.password.get(),
-            max_picture=self.cfg.max_picture,
-        )
         self._log = get_logger("lprmeta.inputs.rtsp", camera=camera.name)
         self._state = StateLog(
             self._log,
@@ -348,8 +332,6 @@ class RtspInput:
         self._sessions: set[RtspSession] = set()
         self._pending: set[asyncio.Task[None]] = set()
         self._recent: OrderedDict[bytes, float] = OrderedDict()
-        self._announced = 0
-        self._fetch_slots = asyncio.Semaphore(self.cfg.fetch_concurrency)
         self._session_no = 0
         self._closing = False
         self._identified = False
@@ -601,7 +583,7 @@ class RtspInput:
         while self._recent and now - next(iter(self._recent.values())) > _DEDUP_SECONDS:
             self._recent.popitem(last=False)
         try:
-            events, parsed = document_events(
+            reads, parsed = document_events(
                 doc, camera=self.camera.name, received=self._now(), max_size=self.cfg.max_document
             )
         except ProtocolError as exc:
@@ -621,90 +603,17 @@ class RtspInput:
                     "document with more notifications than the limit; the rest not read",
                     skipped=parsed.skipped_notifications,
                 )
-        for event in events:
-            if not event.picture_paths:
-                self._deliver(event)
-            elif not self.cfg.pictures:
-                self._deliver(self._without_pictures(event, "not fetched (rtsp.pictures = false)"))
-            else:
-                self._announced += len(event.picture_paths)
-                task = asyncio.create_task(self._complete(event, self._announced, now))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
-
-    def _without_pictures(self, event: Event, reason: str) -> Event:
-        refs = tuple(
-            ImageRef(role, None, None, None, missing=reason, url=self._describe_url(path))
-            for role, path in event.picture_paths
-        )
-        return replace(event, images=(*event.images, *refs), picture_paths=())
-
-    def _describe_url(self, path: str) -> str:
-        try:
-            return str(self._web.url_for(path))
-        except ForbiddenPictureURL:
-            return redact_text(path, self._secrets)
-
-    async def _complete(self, event: Event, seq: int, arrived: float) -> None:
-        """Fetch the event's pictures (side by side), then deliver it, within the deadline."""
-        deadline = arrived + self.cfg.picture_deadline
-        try:
-            results = await asyncio.gather(
-                *(self._fetch(role, path, seq, deadline) for role, path in event.picture_paths)
-            )
-        except asyncio.CancelledError:
-            self._deliver(self._without_pictures(event, "daemon stopped before it was fetched"))
-            raise
-        pictures = tuple(p for p in results if isinstance(p, Picture))
-        missing = tuple(r for r in results if isinstance(r, ImageRef))
-        self._deliver(
-            replace(event, pictures=pictures, images=(*event.images, *missing), picture_paths=())
-        )
-
-    async def _fetch(self, role: str, path: str, seq: int, deadline: float) -> Picture | ImageRef:
-        url = self._describe_url(path)
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                async with self._fetch_slots:
-                    left = max(0.01, deadline - time.monotonic())
-                    data = await self._fetcher.fetch(self._web, path, timeout=left)
-        except ForbiddenPictureURL as exc:
-            n = self.stats.inc("pictures_refused", self.camera.name)
-            if n == 1:
-                self._log.warning("picture URL refused (not the camera's host)", error=str(exc))
-            return ImageRef(role, None, None, None, missing=exc.reason, url=url)
-        except (SnapshotError, TimeoutError) as exc:
-            reason = (
-                exc.reason
-                if isinstance(exc, SnapshotError)
-                else f"not fetched within {self.cfg.picture_deadline:g} s"
-            )
-            newer = self._announced - seq
-            if newer >= KEPT_PICTURES and ("404" in reason or "within" in reason):
-                reason = (
-                    f"evicted: {newer} newer pictures were announced before it could be fetched "
-                    f"(the camera keeps the {KEPT_PICTURES} latest; {reason})"
-                )
-            n = self.stats.inc("pictures_missing", self.camera.name)
-            level = "warning" if n == 1 or n % 100 == 0 else "debug"
-            getattr(self._log, level)("picture missing", path=path, reason=reason, missing=n)
-            return ImageRef(role, None, None, None, missing=reason, url=url)
-        self.stats.inc("pictures_fetched", self.camera.name)
-        return Picture(role, data)
+        for read in reads:
+            self._deliver(read)  # the intake fetches what it announces, saves, publishes
 
     # ----------------------------------------------------------------- shutdown
 
     async def aclose(self) -> None:
-        """Stop the sessions; let picture fetches in flight finish (briefly), then cut them
-        short: their events still go out, with the pictures marked missing."""
+        """Stop the sessions (reads in flight are the intake's to finish)."""
         self._closing = True
         self._stop_sessions()
-        if self._pending:
-            _, late = await asyncio.wait(self._pending, timeout=min(self.cfg.picture_deadline, 2.0))
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=1.0)
+        for task in list(self._pending):  # identification, best effort
+            task.cancel()
         # Session threads only hand documents over; each ends by itself within TICK
         # (closing its container, which sends TEARDOWN). Waiting a moment lets the
         # common case end cleanly without holding up a shutdown.

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..config import REGISTER_FEATURES, CameraConfig, TcpConfig
+from ..envelope import Read
 from ..errors import (
     ConnectError,
     IdleTimeout,
@@ -39,7 +40,6 @@ from ..errors import (
     ProtocolError,
     TransportError,
 )
-from ..events import Event
 from ..health import Health
 from ..log import get_logger
 from ..offload import Offload, is_heavy
@@ -85,7 +85,7 @@ class TcpInput:
         self,
         camera: CameraConfig,
         *,
-        deliver: Callable[[Event], None],
+        deliver: Callable[[Read], None],
         stats: Stats,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         health: Health | None = None,

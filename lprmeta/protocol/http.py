@@ -1,4 +1,4 @@
-"""What cameras push over HTTP, sans-IO: request target and body -> Event.
+"""What cameras push over HTTP, sans-IO: request target and body -> Read (event + pictures).
 
 Source: the guide's section "2. HTTP Type". POST bodies are JSON and go through
 :func:`lprmeta.protocol.jsonpost.normalize_json` (both naming eras, any
@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from ..envelope import Read
 from ..errors import PayloadError
-from ..events import Event, Source
+from ..events import Source
 from .jsonpost import normalize_json
 from .values import fold_key, lenient_json
 
@@ -68,7 +69,7 @@ def parse_get(
     camera: str,
     received: datetime,
     fields: Mapping[str, str] | None = None,
-) -> Event:
+) -> Read:
     """A GET push. ``description`` is the plate when ``source`` (or ``Caption``) says
     LPR or is absent; any other source is kept as ``kind: event``."""
     folded = {fold_key(k): v for k, v in params.items()}
@@ -102,8 +103,8 @@ def parse_post(
     fields: Mapping[str, str] | None = None,
     max_picture: int = 16 * 1024 * 1024,
     problems: Sequence[str] = (),
-) -> Event:
-    """A decoded POST body -> Event. A picture that is not valid base64 is marked
+) -> Read:
+    """A decoded POST body -> Read. A picture that is not valid base64 is marked
     missing with the reason and the read still goes out (the receiver's reply lists
     it); ``problems`` are what was cut before (a body parsed by the worker)."""
     return normalize_json(

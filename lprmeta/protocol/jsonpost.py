@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+from ..envelope import Picture, Read
 from ..errors import PayloadError
 from ..events import (
     Brand,
@@ -29,7 +30,6 @@ from ..events import (
     ImageRef,
     Kind,
     ListType,
-    Picture,
     Source,
     Vehicle,
     VehicleType,
@@ -277,8 +277,8 @@ def normalize_json(
     details: Mapping[str, Any] | None = None,
     picture_paths: tuple[tuple[str, str], ...] = (),
     problems: Sequence[str] = (),
-) -> Event:
-    """Normalize one camera JSON object into an Event.
+) -> Read:
+    """Normalize one camera JSON object into a Read (the event and its pictures).
 
     ``kind`` comes from the TCP command when there is one; otherwise it is read
     from the body. With ``strict_pictures`` a picture that is not valid base64
@@ -357,7 +357,7 @@ def normalize_json(
             problems.append(dropped)
     if problems:
         found["problems"] = list(dict.fromkeys(problems))  # a field read twice says it once
-    return Event(
+    event = Event(
         kind=kind,
         camera=camera,
         source=source,
@@ -365,11 +365,9 @@ def normalize_json(
         details=_merged(found, details),
         raw=raw,
         images=tuple(missing),
-        pictures=tuple(pictures),
-        picture_paths=picture_paths,
-        weight=weight,
         **fields_out,
     )
+    return Read(event, tuple(pictures), picture_paths, weight)
 
 
 def _short(value: Any) -> str:

@@ -40,15 +40,16 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
 from lxml import etree
 
+from ..envelope import Read
 from ..errors import DocumentError, PacketTooLarge
 from ..events import Event, Kind, Source
-from .jsonpost import bounded_raw, normalize_json
+from .jsonpost import normalize_json, weighed_raw
 from .values import fold_key, parse_time
 
 __all__ = [
@@ -401,13 +402,13 @@ def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def notification_event(n: Notification, *, camera: str, received: datetime) -> Event:
-    raw, dropped = bounded_raw(n.to_json())
+def notification_event(n: Notification, *, camera: str, received: datetime) -> Read:
+    raw, dropped, weight = weighed_raw(n.to_json())
     problems = [dropped] if dropped else []
     if n.items_skipped:
         problems.append(f"more than {MAX_ITEMS} items; the first {MAX_ITEMS} were read")
     if not is_plate_topic(n.topic):
-        return Event(
+        event = Event(
             kind=Kind.EVENT,
             camera=camera,
             source=Source.RTSP,
@@ -416,6 +417,7 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> E
             details={**raw, "problems": problems} if problems else raw,
             raw=raw,
         )
+        return Read(event, weight=weight)
     items = n.items
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
@@ -427,7 +429,7 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> E
     rule = next((v for k, v in n.source.items() if fold_key(k) == "rule"), None)
     if rule:
         details["rule"] = rule
-    return normalize_json(
+    read = normalize_json(
         body,
         camera=camera,
         source=Source.RTSP,
@@ -437,12 +439,13 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> E
         details=details,
         picture_paths=picture_paths(items),
     )
+    return replace(read, weight=weight)
 
 
 def document_events(
     doc: bytes, *, camera: str, received: datetime, max_size: int = DEFAULT_MAX_DOCUMENT
-) -> tuple[list[Event], ParsedDocument]:
-    """Every event a whole document carries (possibly none: a scene description)."""
+) -> tuple[list[Read], ParsedDocument]:
+    """Every read a whole document carries (possibly none: a scene description)."""
     parsed = parse_document(doc, max_size=max_size)
     events = [notification_event(n, camera=camera, received=received) for n in parsed.notifications]
     return events, parsed

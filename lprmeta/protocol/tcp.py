@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
+from ..envelope import Picture, Read
 from ..errors import FramingError, MetadataError, PacketTooLarge, PayloadError
 from ..events import (
     Brand,
@@ -39,13 +40,12 @@ from ..events import (
     ImageRef,
     Kind,
     ListType,
-    Picture,
     Source,
     Vehicle,
     VehicleType,
 )
 from .common import NEED_DATA, NeedData
-from .jsonpost import MAX_PICTURES, bounded_raw, normalize_json
+from .jsonpost import MAX_PICTURES, normalize_json, weighed_raw
 from .values import from_posix, lenient_json, parse_confidence
 
 __all__ = [
@@ -390,7 +390,7 @@ def image_roles(count: int, *, has_plate: bool) -> list[str]:
     return [base[i] if i < len(base) else f"image{i}" for i in range(count)]
 
 
-def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Event:
+def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Read:
     """COMM_RECOG_POST (0x8801) -> a ``plate`` event with its pictures."""
     chunks, problems = split_chunks(data)
     meta_chunks = [c for c in chunks if c.chunk_id[:2] == CHUNK_META]
@@ -442,7 +442,7 @@ def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Event
     for key in ("image_count", "distance", "azimuth", "vehicle_count"):
         if key in raw:
             details[key] = raw[key]
-    return Event(
+    event = Event(
         kind=Kind.PLATE,
         camera=camera,
         source=Source.TCP,
@@ -466,10 +466,10 @@ def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Event
             brand=Brand.from_code(meta["brand"]) if has("brand") else None,
         ),
         images=empty,
-        pictures=pictures,
         details=details,
         raw=raw,
     )
+    return Read(event, pictures)
 
 
 def _guid(raw: bytes) -> str:
@@ -484,7 +484,7 @@ def decode_packet(
     received: datetime,
     max_picture: int = 16 * 1024 * 1024,
     parsed: tuple[Any, list[str]] | None = None,
-) -> Event | Reply:
+) -> Read | Reply:
     """Any packet a camera sends -> a Reply (login/register) or an Event.
 
     An unknown command becomes a ``kind: event`` with its payload kept in
@@ -517,7 +517,7 @@ def decode_packet(
     except PayloadError:
         body = {"data_hex": packet.data[:1024].hex(), "data_length": len(packet.data)}
     if isinstance(body, dict):
-        event = normalize_json(
+        read = normalize_json(
             body,
             camera=camera,
             source=Source.TCP,
@@ -526,12 +526,12 @@ def decode_packet(
             max_picture=max_picture,
             problems=cut,
         )
-        return replace(event, details={**event.details, **details})
-    raw, dropped = bounded_raw({"data": body})
+        return replace(read, event=replace(read.event, details={**read.event.details, **details}))
+    raw, dropped, weight = weighed_raw({"data": body})
     problems = [*cut, dropped] if dropped else cut
     if problems:
         details["problems"] = problems
-    return Event(
+    event = Event(
         kind=Kind.EVENT,
         camera=camera,
         source=Source.TCP,
@@ -539,6 +539,7 @@ def decode_packet(
         details=details,
         raw=raw,
     )
+    return Read(event, weight=weight)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lprmeta.envelope import Read
 from lprmeta.errors import DocumentError, PacketTooLarge, ProtocolError
-from lprmeta.events import Direction, Kind
+from lprmeta.events import Direction, Event, Kind
 from lprmeta.protocol.onvif import (
     DocumentAssembler,
     document_events,
@@ -36,13 +37,17 @@ GOOD = sorted(
 BAD = [*sorted(ONVIF.glob("broken_*.xml")), ONVIF / "wrong_root.xml"]
 
 
-def events_of(doc: bytes) -> list:  # type: ignore[type-arg]
+def reads_of(doc: bytes) -> list[Read]:
     return document_events(doc, camera="cam", received=NOW)[0]
+
+
+def events_of(doc: bytes) -> list[Event]:
+    return [r.event for r in reads_of(doc)]
 
 
 @pytest.mark.parametrize("fixture", GOOD, ids=lambda p: p.stem)
 def test_fixture_gives_its_expected_events(fixture: Path) -> None:
-    assert_golden_list(events_of(fixture.read_bytes()), fixture)
+    assert_golden_list(reads_of(fixture.read_bytes()), fixture)
 
 
 WS = b" \t\r\n\x00"
@@ -86,7 +91,8 @@ def test_guide_example_every_field() -> None:
     assert ev.time == datetime(2018, 5, 15, 6, 19, 34, tzinfo=UTC)
     assert ev.speed_kmh == 25.0
     assert ev.direction is Direction.IN
-    assert ev.picture_paths == (("plate", "/LPR/2018051506193401.jpg"),)
+    (read,) = reads_of((ONVIF / "guide_example.xml").read_bytes())
+    assert read.picture_paths == (("plate", "/LPR/2018051506193401.jpg"),)
     assert ev.details["rule"] == "MyLicensePlateDetectorRule"
     assert ev.raw["data"]["LicenseCarSpeed"] == "25km/h"  # raw value kept
 
@@ -95,8 +101,8 @@ def test_mph_and_capitalisation_variants() -> None:
     (ev,) = events_of((ONVIF / "namespaced_schema_spelling.xml").read_bytes())
     assert ev.speed_kmh == 24.14 and ev.direction is Direction.OUT
     assert ev.time is not None and ev.time.microsecond == 456000
-    (other,) = events_of((ONVIF / "other_prefixes.xml").read_bytes())
-    assert (other.plate, other.speed_kmh, other.picture_paths) == ("AB1234", 42.0, ())
+    (other,) = reads_of((ONVIF / "other_prefixes.xml").read_bytes())
+    assert (other.event.plate, other.event.speed_kmh, other.picture_paths) == ("AB1234", 42.0, ())
 
 
 def test_several_notifications_and_other_topics() -> None:
@@ -195,8 +201,8 @@ def test_fuzz_any_bytes_give_documents_or_typed_errors(data: bytes, mtu: int) ->
                 events, _ = document_events(doc, camera="c", received=NOW, max_size=300)
             except ProtocolError:
                 continue
-            for ev in events:
-                json.dumps(ev.to_json())
+            for read in events:
+                json.dumps(read.event.to_json())
 
 
 @settings(max_examples=200, deadline=None)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lprmeta.envelope import Read
 from lprmeta.errors import FramingError, MetadataError, PacketTooLarge, PayloadError
 from lprmeta.events import Brand, Color, Direction, Event, Kind, ListType, VehicleType
 from lprmeta.protocol import tcp
@@ -51,10 +52,14 @@ def packets_of(data: bytes, *, piece: int | None = None) -> tuple[list[Packet], 
     return [p for p in out if isinstance(p, Packet)], decoder.skipped
 
 
-def to_event(packet: Packet) -> Event:
+def to_read(packet: Packet) -> Read:
     result = decode_packet(packet, camera="gate-1", received=NOW)
-    assert isinstance(result, Event)
+    assert isinstance(result, Read)
     return result
+
+
+def to_event(packet: Packet) -> Event:
+    return to_read(packet).event
 
 
 @pytest.mark.parametrize("fixture", FIXTURE_FILES, ids=lambda p: p.stem)
@@ -73,7 +78,7 @@ def test_every_fixture_whole_bytewise_and_in_junk(fixture: Path) -> None:
 @pytest.mark.parametrize("fixture", EVENT_FIXTURES, ids=lambda p: p.stem)
 def test_fixture_decodes_to_its_expected_event(fixture: Path) -> None:
     (packet,), _ = packets_of(fixture.read_bytes())
-    assert_golden(to_event(packet), fixture)
+    assert_golden(to_read(packet), fixture)
 
 
 def test_guide_example_every_field() -> None:
@@ -98,14 +103,15 @@ def test_guide_example_every_field() -> None:
     assert ev.details["device_id"] == "04f912bbce94654089afe83cd88f70be"
     assert ev.details["distance"] == 30 and ev.details["azimuth"] == 3.5
     assert ev.details["vehicle_count"] == 50 and ev.details["image_count"] == 2
-    assert [p.role for p in ev.pictures] == ["plate", "full"]
-    assert ev.pictures[0].data.startswith(b"\xff\xd8")
+    pictures = to_read(packet).pictures
+    assert [p.role for p in pictures] == ["plate", "full"]
+    assert pictures[0].data.startswith(b"\xff\xd8")
 
 
 def test_encoder_matches_the_guide_fixture_byte_for_byte() -> None:
     fixture = (TCP / "recog_guide_example.bin").read_bytes()
     (packet,), _ = packets_of(fixture)
-    pictures = [p.data for p in to_event(packet).pictures]
+    pictures = [p.data for p in to_read(packet).pictures]
     encoded = encode_recognition(
         Recognition(confidence=0.875, box=(500, 400, 640, 440), images=tuple(pictures))
     )
@@ -122,9 +128,9 @@ def test_korean_plate() -> None:
 
 def test_image_roles_follow_the_guide() -> None:
     (no_plate,), _ = packets_of((TCP / "recog_no_plate_evidence.bin").read_bytes())
-    assert [p.role for p in to_event(no_plate).pictures] == ["full", "evidence0"]
+    assert [p.role for p in to_read(no_plate).pictures] == ["full", "evidence0"]
     (four,), _ = packets_of((TCP / "recog_four_images.bin").read_bytes())
-    assert [p.role for p in to_event(four).pictures] == ["plate", "full", "evidence0", "evidence1"]
+    assert [p.role for p in to_read(four).pictures] == ["plate", "full", "evidence0", "evidence1"]
 
 
 def test_short_and_long_metadata_keep_what_can_be_read() -> None:
@@ -179,7 +185,8 @@ def test_unknown_command_is_kept() -> None:
     assert ev.details["command"] == "0x8899"
     assert ev.raw == {"event": "Future Feature", "value": 7}
     binary = decode_packet(Packet(0x9999, b"\x00\x01"), camera="c", received=NOW)
-    assert isinstance(binary, Event) and binary.raw == {"data_hex": "0001", "data_length": 2}
+    assert isinstance(binary, Read)
+    assert binary.event.raw == {"data_hex": "0001", "data_length": 2}
 
 
 def test_oversize_is_refused_without_allocating_and_resyncs() -> None:
@@ -229,9 +236,9 @@ def test_bad_payloads_are_typed_errors() -> None:
 def test_truncated_image_chunk_is_kept_and_reported() -> None:
     meta = tcp.encode_chunk(b"\x11\xff\x00\x00", tcp.encode_metadata(Recognition(images=(b"x",))))
     body = meta + b"\x22\xff\x00\x00" + struct.pack("<I", 100) + b"\xff\xd8only-part"
-    ev = to_event(Packet(0x8801, body))
-    assert ev.pictures[0].data == b"\xff\xd8only-part"
-    assert "declares 100 bytes" in ev.details["problems"][0]
+    read = to_read(Packet(0x8801, body))
+    assert read.pictures[0].data == b"\xff\xd8only-part"
+    assert "declares 100 bytes" in read.event.details["problems"][0]
 
 
 @settings(max_examples=300, deadline=None)
@@ -257,7 +264,8 @@ def test_fuzz_decoder_never_fails_untyped(data: bytes, piece: int) -> None:
 @given(st.binary(max_size=300))
 def test_fuzz_recognition_payload(data: bytes) -> None:
     try:
-        ev = decode_packet(Packet(0x8801, data), camera="c", received=NOW)
+        read = decode_packet(Packet(0x8801, data), camera="c", received=NOW)
     except PayloadError:
         return
-    json.dumps(ev.to_json())
+    assert isinstance(read, Read)
+    json.dumps(read.event.to_json())

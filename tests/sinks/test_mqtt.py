@@ -17,7 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lprmeta.daemon import Daemon
-from lprmeta.events import Event, Kind, Picture, Source
+from lprmeta.envelope import Picture, Read
+from lprmeta.events import Event, Kind, Source
 from lprmeta.simulator import ReadFactory, TcpCameraServer
 from lprmeta.simulator.script import fake_jpeg
 from lprmeta.sinks.spool import Spool
@@ -52,8 +53,10 @@ def mqtt(broker: Broker, **extra: Any) -> dict[str, Any]:
     }
 
 
-def car(plate: str, camera: str = "gate", **kw: Any) -> Event:
-    return Event(kind=Kind.PLATE, camera=camera, source=Source.HTTP, plate=plate, **kw)
+def car(plate: str, camera: str = "gate", **kw: Any) -> Read:
+    pictures = kw.pop("pictures", ())
+    event = Event(kind=Kind.PLATE, camera=camera, source=Source.HTTP, plate=plate, **kw)
+    return Read(event, pictures)
 
 
 def plates(payloads: list[bytes]) -> list[str]:

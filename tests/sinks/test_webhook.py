@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 
 from lprmeta.daemon import Daemon
-from lprmeta.events import Event, Kind, Picture, Source
+from lprmeta.envelope import Picture, Read
+from lprmeta.events import Event, Kind, Source
 from lprmeta.simulator.script import fake_jpeg
 from lprmeta.sinks.webhook import sign
 
@@ -86,8 +87,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
-def car(plate: str, *, pictures: tuple[Picture, ...] = ()) -> Event:
-    return Event(kind=Kind.PLATE, camera="gate", source=Source.HTTP, plate=plate, pictures=pictures)
+def car(plate: str, *, pictures: tuple[Picture, ...] = ()) -> Read:
+    return Read(Event(kind=Kind.PLATE, camera="gate", source=Source.HTTP, plate=plate), pictures)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
