@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import UsageError
 from .events import Event, Kind, plate_key
-from .log import get_logger
+from .log import get_logger, log_counted
 from .stats import Stats
 
 __all__ = ["Bus", "Subscription"]
@@ -257,14 +257,17 @@ class Bus:
             if not sub.offer(event, weight):
                 sub.dropped += 1
                 n = self.stats.inc(f"dropped:{sub.name}", event.camera)
-                if n == 1 or n % 1000 == 0:
-                    self._log.warning(
-                        "sink queue full, event dropped for this sink",
-                        sink=sub.name,
-                        dropped=n,
-                        camera=event.camera,
-                        id=event.id,
-                    )
+                log_counted(
+                    self._log,
+                    n,
+                    "warning",
+                    "sink queue full, event dropped for this sink",
+                    sink=sub.name,
+                    dropped=n,
+                    camera=event.camera,
+                    id=event.id,
+                    step=1000,
+                )
 
     # ------------------------------------------------------------------ lifecycle
 

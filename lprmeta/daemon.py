@@ -33,7 +33,7 @@ from .health import Health
 from .intake import Intake
 from .lists import Matcher, on_lists
 from .lists_files import ListFiles
-from .log import REDACTOR, get_logger
+from .log import REDACTOR, get_logger, log_counted
 from .metrics import MetricsServer
 from .offload import Offload
 from .sinks import HookSink, JsonlSink, Sink, WebhookSink, resolve_hook
@@ -399,14 +399,17 @@ class Daemon:
         n = self.stats.inc("loop_errors")
         seen = self._loop_errors_seen.get(key, 0) + 1
         self._loop_errors_seen[key] = seen
-        if seen == 1 or seen % 1000 == 0:
-            self._log.error(
-                "event loop error",
-                message=message,
-                error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
-                times=seen,
-                loop_errors=n,
-            )
+        log_counted(
+            self._log,
+            seen,
+            "error",
+            "event loop error",
+            message=message,
+            error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
+            times=seen,
+            loop_errors=n,
+            step=1000,
+        )
 
     async def _close_inputs(self, deadline: float) -> None:
         closers = [asyncio.create_task(inp.aclose()) for inp in self._inputs]

@@ -35,7 +35,7 @@ from .errors import ForbiddenPictureURL, SnapshotError
 from .events import Event, ImageRef
 from .health import Health
 from .lists import Matcher
-from .log import get_logger, redact_text
+from .log import get_logger, log_counted, redact_text
 from .snapshots import CameraWeb, PictureFetcher
 from .stats import Stats
 from .storage import ImageStore
@@ -120,8 +120,9 @@ class CameraPictures:
                     f"(the camera keeps the {KEPT_PICTURES} latest; {reason})"
                 )
             n = self.stats.inc("pictures_missing", name)
-            level = "warning" if n == 1 or n % 100 == 0 else "debug"
-            getattr(self._log, level)("picture missing", path=path, reason=reason, missing=n)
+            log_counted(
+                self._log, n, "warning", "picture missing", path=path, reason=reason, missing=n
+            )
             return ImageRef(role, None, None, None, missing=reason, url=url)
         self.stats.inc("pictures_fetched", name)
         return Picture(role, data)
@@ -254,13 +255,16 @@ class Intake:
             self.stats.inc("pictures_saved", camera, len(refs) - len(unsaved))
         if unsaved:
             n = self.stats.inc("pictures_unsaved", camera, len(unsaved))
-            if n == len(unsaved) or n % 100 < len(unsaved):  # the first time, then now and then
-                self._log.error(
-                    "pictures could not be saved; events go out without them",
-                    camera=camera,
-                    reason=unsaved[-1].missing,
-                    unsaved=n,
-                )
+            log_counted(
+                self._log,
+                n,
+                "error",
+                "pictures could not be saved; events go out without them",
+                camera=camera,
+                reason=unsaved[-1].missing,
+                unsaved=n,
+                added=len(unsaved),
+            )
         return refs
 
     # ----------------------------------------------------------------- the way out

@@ -16,7 +16,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-__all__ = ["Redactor", "configure_logging", "get_logger", "redact_text"]
+__all__ = ["Redactor", "configure_logging", "get_logger", "log_counted", "redact_text"]
 
 _USERINFO = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@"
@@ -140,6 +140,20 @@ def configure_logging(
     root.handlers[:] = [_StdlibToStructlog()]
     # Libraries are chatty below WARNING (zeep logs every SOAP message at DEBUG).
     root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+
+
+def worth_saying(n: int, *, step: int = 100, added: int = 1) -> bool:
+    """Whether a counter that just reached ``n`` (by ``added``) is worth a log line: the
+    first time, and each time it passes a multiple of ``step``."""
+    return n == added or n // step > (n - added) // step
+
+
+def log_counted(
+    log: Any, n: int, level: str, message: str, /, *, step: int = 100, added: int = 1, **kw: Any
+) -> None:
+    """Log a counted, repeated problem once, then every ``step``th time, at ``level``; the
+    others at debug. ``n`` is the counter after this occurrence (``stats.inc``'s answer)."""
+    getattr(log, level if worth_saying(n, step=step, added=added) else "debug")(message, **kw)
 
 
 def get_logger(name: str = "lprmeta", **initial: Any) -> Any:

@@ -71,8 +71,17 @@ async def lprmeta(
     cwd: Path,
     stdout: int = asyncio.subprocess.PIPE,
     stderr: int = asyncio.subprocess.PIPE,
+    env: dict[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
-    """``python -m lprmeta ARGS`` as a user runs it, in ``cwd``; output piped by default."""
+    """``python -m lprmeta ARGS`` as a user runs it, in ``cwd``; output piped by default;
+    ``env`` added to this process's environment."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lprmeta", *args, cwd=cwd, stdout=stdout, stderr=stderr
+        sys.executable,
+        "-m",
+        "lprmeta",
+        *args,
+        cwd=cwd,
+        stdout=stdout,
+        stderr=stderr,
+        env={**os.environ, **env} if env else None,
     )

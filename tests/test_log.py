@@ -52,3 +52,18 @@ def test_tracebacks_carry_no_frame_locals() -> None:
         out = buf.getvalue()
         assert "_fails_with_a_secret_in_a_local" in out  # the frame is there
         assert "Local-Secret-7" not in out and "Local-Token-9" not in out, fmt
+
+
+def test_counted_problems_are_said_once_then_every_nth() -> None:
+    from structlog.testing import capture_logs
+
+    from lprmeta.log import log_counted, worth_saying
+
+    assert [n for n in range(1, 301) if worth_saying(n)] == [1, 100, 200, 300]
+    assert [n for n in range(3, 400, 3) if worth_saying(n, added=3)] == [3, 102, 201, 300]
+    log = get_logger("lprmeta.test")
+    with capture_logs() as logs:
+        for n in range(1, 1001):
+            log_counted(log, n, "warning", "repeated", step=500, message="a field named message")
+    levels = [r["log_level"] for r in logs]
+    assert levels.count("warning") == 3  # the others at debug, below the level in force

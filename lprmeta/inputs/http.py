@@ -47,7 +47,7 @@ from ..config import CameraConfig, Config, HttpConfig
 from ..envelope import Read
 from ..errors import PayloadError
 from ..events import Event
-from ..log import get_logger
+from ..log import get_logger, log_counted
 from ..offload import Offload
 from ..protocol.auth import check_basic
 from ..protocol.http import (
@@ -356,8 +356,10 @@ class HttpInput:
         retry_after: int | None = None,
     ) -> web.Response:
         n = self.stats.inc(f"http_rejected:{status}", camera or "*")
-        level = "warning" if n == 1 or n % 100 == 0 else "debug"
-        getattr(self._log, level)(
+        log_counted(
+            self._log,
+            n,
+            "warning",
             "HTTP request rejected",
             status=status,
             reason=reason,
@@ -455,13 +457,15 @@ class HttpInput:
         except (ConnectionError, aiohttp.ClientPayloadError):
             # The camera hung up mid-body: nothing to answer, nothing emitted.
             n = self.stats.inc("http_aborted")
-            if n == 1 or n % 100 == 0:
-                self._log.warning(
-                    "client disconnected before its body arrived",
-                    peer=request.remote,
-                    path=request.path,
-                    aborted=n,
-                )
+            log_counted(
+                self._log,
+                n,
+                "warning",
+                "client disconnected before its body arrived",
+                peer=request.remote,
+                path=request.path,
+                aborted=n,
+            )
             # Nobody is left to read a reply; returning (not raising) keeps aiohttp from
             # logging an error for what was counted and reported just now.
             return web.Response(status=400, text="client disconnected mid-body")
@@ -516,12 +520,14 @@ class HttpInput:
             raise _Reject(413, f"body larger than {cfg.max_body} bytes")
         if not self.budget.take(more):
             n = self.stats.inc("http_body_budget_full")
-            if n == 1 or n % 100 == 0:
-                self._log.warning(
-                    "bodies in memory at the budget; a request told to retry",
-                    max_body_memory=cfg.max_body_memory,
-                    times=n,
-                )
+            log_counted(
+                self._log,
+                n,
+                "warning",
+                "bodies in memory at the budget; a request told to retry",
+                max_body_memory=cfg.max_body_memory,
+                times=n,
+            )
             raise _Reject(503, "receiver busy (bodies in memory at budget)", retry_after=1)
 
     async def _serve_json(

@@ -63,7 +63,7 @@ from ..errors import (
 )
 from ..firmware import check_features, recommendation
 from ..health import Health
-from ..log import get_logger, redact_text
+from ..log import get_logger, log_counted, redact_text
 from ..protocol.onvif import DocumentAssembler, document_events, has_notifications
 from ..protocol.rtsp import strip_userinfo
 from ..stats import Stats
@@ -132,13 +132,16 @@ class Inbox:
                         # Handlers contain their own errors; this is the last line, so that
                         # no document can leave the flag set and silence every camera.
                         self.failures += 1
-                        if self.failures == 1 or self.failures % 1000 == 0:
-                            get_logger("lprmeta.inputs.rtsp").error(
-                                "RTSP document handler failed; the document is lost",
-                                error=f"{type(exc).__name__}: {exc}",
-                                failures=self.failures,
-                                exc_info=exc,
-                            )
+                        log_counted(
+                            get_logger("lprmeta.inputs.rtsp"),
+                            self.failures,
+                            "error",
+                            "RTSP document handler failed; the document is lost",
+                            step=1000,
+                            error=f"{type(exc).__name__}: {exc}",
+                            failures=self.failures,
+                            exc_info=exc,
+                        )
                 self._scheduled = False
                 if not items:
                     break
@@ -561,13 +564,16 @@ class RtspInput:
             self._document(session, doc)
         except Exception as exc:  # noqa: BLE001  # one document of one camera, not the input
             n = self.stats.inc("document_failures", self.camera.name)
-            if n == 1 or n % 1000 == 0:
-                self._log.error(
-                    "metadata document could not be handled; it is lost, the stream goes on",
-                    error=f"{type(exc).__name__}: {exc}",
-                    document_failures=n,
-                    exc_info=exc,
-                )
+            log_counted(
+                self._log,
+                n,
+                "error",
+                "metadata document could not be handled; it is lost, the stream goes on",
+                error=f"{type(exc).__name__}: {exc}",
+                document_failures=n,
+                exc_info=exc,
+                step=1000,
+            )
 
     def _document(self, session: RtspSession, doc: bytes) -> None:
         self._fold(session)  # a cut-short document is counted as the next one arrives
@@ -588,8 +594,9 @@ class RtspInput:
             )
         except ProtocolError as exc:
             n = self.stats.inc("bad_documents", self.camera.name)
-            level = "warning" if n == 1 or n % 100 == 0 else "debug"
-            getattr(self._log, level)("bad metadata document", error=str(exc), bad_documents=n)
+            log_counted(
+                self._log, n, "warning", "bad metadata document", error=str(exc), bad_documents=n
+            )
             return
         self.stats.inc("documents", self.camera.name)
         if parsed.analytics_frames:

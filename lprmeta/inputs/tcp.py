@@ -41,7 +41,7 @@ from ..errors import (
     TransportError,
 )
 from ..health import Health
-from ..log import get_logger
+from ..log import get_logger, log_counted
 from ..offload import Offload, is_heavy
 from ..protocol.tcp import (
     COMM_LOGIN_REPLY,
@@ -315,14 +315,17 @@ class TcpInput:
                 # The parsers turn what a camera sends into problems of one field; reaching
                 # here is a bug. The packet is lost (counted, logged once), the stream goes on.
                 n = self.stats.inc("packet_failures", self.camera.name)
-                if n == 1 or n % 1000 == 0:
-                    self._log.error(
-                        "packet could not be handled; it is lost, the connection goes on",
-                        packet=item.name,
-                        error=f"{type(exc).__name__}: {exc}",
-                        packet_failures=n,
-                        exc_info=exc,
-                    )
+                log_counted(
+                    self._log,
+                    n,
+                    "error",
+                    "packet could not be handled; it is lost, the connection goes on",
+                    packet=item.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                    packet_failures=n,
+                    exc_info=exc,
+                    step=1000,
+                )
                 continue
             if isinstance(result, Reply):
                 replies.append(result)
@@ -332,8 +335,7 @@ class TcpInput:
 
     def _bad(self, what: str, exc: ProtocolError) -> None:
         n = self.stats.inc("bad_packets", self.camera.name)
-        level = "warning" if n == 1 or n % 100 == 0 else "debug"
-        getattr(self._log, level)(what, error=str(exc), bad_packets=n)
+        log_counted(self._log, n, "warning", what, error=str(exc), bad_packets=n)
 
 
 def _reason(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ import orjson
 from ..bus import Subscription
 from ..errors import SinkError
 from ..events import Event
-from ..log import get_logger
+from ..log import get_logger, log_counted
 from ..stats import Stats
 from ._worker import WorkerThread
 
@@ -134,14 +134,16 @@ class JsonlSink:
             return encode_line(event)
         except Exception as exc:  # noqa: BLE001  # whatever it is, the others must go out
             n = self.stats.inc("unencodable:stdout", event.camera)
-            if n == 1 or n % 100 == 0:
-                self._log.error(
-                    "event could not be written as JSON; skipped",
-                    id=event.id,
-                    camera=event.camera,
-                    error=f"{type(exc).__name__}: {str(exc)[:200]}",
-                    skipped=n,
-                )
+            log_counted(
+                self._log,
+                n,
+                "error",
+                "event could not be written as JSON; skipped",
+                id=event.id,
+                camera=event.camera,
+                error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                skipped=n,
+            )
             return b""
 
     async def _run_transport(self, sub: Subscription) -> None:

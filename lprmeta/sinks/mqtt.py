@@ -44,7 +44,7 @@ from ..config import MqttConfig
 from ..errors import ConfigError, ConfigProblem
 from ..events import Event
 from ..health import Health
-from ..log import get_logger
+from ..log import get_logger, log_counted
 from ..stats import Stats
 from .jsonl import encode_line
 from .spool import Spool
@@ -137,8 +137,9 @@ class _SpoolBacklog:
                     why = f"MQTT spool cannot be written ({exc.strerror}), event dropped"
                 if not kept:
                     n = self._stats.inc(f"dropped:{self._name}", event.camera)
-                    if n == 1 or n % 1000 == 0:
-                        self._log.error(why, camera=event.camera, dropped=n)
+                    log_counted(
+                        self._log, n, "error", why, camera=event.camera, dropped=n, step=1000
+                    )
                 self._more.set()
         finally:
             self._fed_all = True

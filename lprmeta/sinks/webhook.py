@@ -39,7 +39,7 @@ import aiohttp
 from ..bus import Subscription
 from ..config import WebhookConfig
 from ..events import Event
-from ..log import get_logger
+from ..log import get_logger, log_counted
 from ..stats import Stats
 from .jsonl import encode_line
 
@@ -149,11 +149,13 @@ class WebhookSink:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         n = self.stats.inc(f"webhook_failed:{self.name}", event.camera)
-        if n == 1 or n % 100 == 0:
-            self._log.error(
-                "event not delivered to webhook",
-                id=event.id,
-                camera=event.camera,
-                reason=reason,
-                failed=n,
-            )
+        log_counted(
+            self._log,
+            n,
+            "error",
+            "event not delivered to webhook",
+            id=event.id,
+            camera=event.camera,
+            reason=reason,
+            failed=n,
+        )

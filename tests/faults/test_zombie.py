@@ -9,7 +9,6 @@ import functools
 import io
 import json
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,13 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from lprmeta.config import parse_config
 from lprmeta.daemon import Daemon
 from lprmeta.inputs.tcp import TcpInput
 from lprmeta.sinks.hooks import HookSink
 from lprmeta.sinks.jsonl import JsonlSink
 from lprmeta.supervisor import Supervisor
 
-from ..conftest import free_port, make_config
+from ..conftest import free_port, lprmeta, make_config
 from .conftest import running, witness
 
 
@@ -194,17 +192,7 @@ async def test_sigterm_after_a_contained_failure_exits_zero(tmp_path: Path) -> N
         f'[output]\nsnapshot_dir = "{tmp_path / "s"}"\n[[cameras]]\nname = "h"\n'
         f'host = "127.0.0.1"\npassword = "pw"\n[cameras.tcp]\nport = {cam.port}\n'
     )
-    parse_config  # noqa: B018  # the file is a valid config (checked by run itself)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lprmeta",
-        "run",
-        "--config",
-        str(cfg),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await lprmeta("run", "--config", str(cfg), cwd=tmp_path)
     try:
         await cam.wait_for_clients(1, timeout=20)
         await cam.send_post(COMM_PARKING_POST, {"Plate": "P1", "time": "0001-01-01T00:00:00+14:00"})
