@@ -59,9 +59,6 @@ class Input(Protocol):
     async def aclose(self) -> None: ...
 
 
-Deliver = Callable[[Event], None]
-
-
 def resolve_hooks(config: Config) -> list[tuple[str, Callable[[Event], Any]]]:
     """Import every configured hook; one ConfigError listing every hook that fails."""
     problems: list[ConfigProblem] = []

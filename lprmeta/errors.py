@@ -7,6 +7,7 @@ where they happen, with ``raise ... from exc``, so callers only need this tree::
     LprmetaError
     ├── ConfigError              the configuration is wrong (one entry per problem)
     ├── UsageError               the caller misused the library API
+    ├── ListenError              a server of lprmeta cannot listen (also an OSError)
     ├── ProtocolError            a camera sent something we cannot accept
     │   ├── FramingError         TCP: bytes that are not a Milesight packet
     │   ├── PacketTooLarge       TCP/HTTP/RTSP: a size above the configured limit
@@ -16,7 +17,6 @@ where they happen, with ``raise ... from exc``, so callers only need this tree::
     ├── TransportError           the connection to a camera failed
     │   ├── ConnectError         could not connect (refused, unreachable, timed out)
     │   ├── LoginRejected        the camera answered the login with a non-200 result
-    │   ├── RegisterRejected     the camera refused the feature registration
     │   ├── AuthenticationFailed RTSP/HTTP/ONVIF: the camera refused our credentials
     │   ├── NoMetadataTrack      RTSP: the stream offers no ONVIF metadata track
     │   ├── NotResponding        RTSP: the server accepts connections but answers nothing
@@ -44,6 +44,7 @@ __all__ = [
     "ForbiddenPictureURL",
     "FramingError",
     "IdleTimeout",
+    "ListenError",
     "LoginRejected",
     "LprmetaError",
     "MetadataError",
@@ -52,7 +53,6 @@ __all__ = [
     "PacketTooLarge",
     "PayloadError",
     "ProtocolError",
-    "RegisterRejected",
     "SinkError",
     "SnapshotError",
     "TransportError",
@@ -85,6 +85,11 @@ class ConfigError(LprmetaError):
 
 class UsageError(LprmetaError):
     """The library API was used in a way it does not support."""
+
+
+class ListenError(LprmetaError, OSError):
+    """The HTTP receiver or /metrics cannot listen where configured (the port is taken,
+    the address is not this machine's). An OSError too: its errno is the system's."""
 
 
 class ProtocolError(LprmetaError):
@@ -156,14 +161,6 @@ class ConnectError(TransportError):
 
 class LoginRejected(TransportError):
     """The camera answered COMM_LOGIN_REQ with a result other than 200."""
-
-    def __init__(self, message: str, *, result: str, camera: str | None = None) -> None:
-        super().__init__(message, camera=camera)
-        self.result = result
-
-
-class RegisterRejected(TransportError):
-    """The camera answered COMM_REGISTE_REQ with a result other than 200."""
 
     def __init__(self, message: str, *, result: str, camera: str | None = None) -> None:
         super().__init__(message, camera=camera)

@@ -95,14 +95,8 @@ class _StdlibToStructlog(logging.Handler):
 _LEVELS = {"debug", "info", "warning", "error", "critical"}
 
 
-def configure_logging(
-    *,
-    fmt: Literal["auto", "console", "json"] = "auto",
-    level: str = "info",
-    stream: TextIO | None = None,
-) -> None:
-    """Send every log record to ``stream`` (stderr by default): console on a terminal, else JSON."""
-    out = stream if stream is not None else sys.stderr
+def _processors(out: TextIO, fmt: Literal["auto", "console", "json"]) -> list[Any]:
+    """lprmeta's pipeline: level, UTC time, secrets scrubbed, rendered for ``out``."""
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     renderer: Any
@@ -121,15 +115,28 @@ def configure_logging(
             colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
         exc = []
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        REDACTOR,
+        *exc,
+        _RedactRendered(renderer),
+    ]
+
+
+def configure_logging(
+    *,
+    fmt: Literal["auto", "console", "json"] = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    """Send every log record to ``stream`` (stderr by default): console on a terminal, else
+    JSON. For ``lprmeta``'s command line; an application embedding lprmeta keeps its own
+    structlog configuration and need not call this."""
+    out = stream if stream is not None else sys.stderr
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            REDACTOR,
-            *exc,
-            _RedactRendered(renderer),
-        ],
+        processors=_processors(out, fmt),
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
@@ -159,9 +166,15 @@ def log_counted(
 def get_logger(name: str = "lprmeta", **initial: Any) -> Any:
     """A structlog logger bound to ``logger=name`` and ``initial`` values.
 
-    structlog's own default prints to stdout, which belongs to events; a program
-    that embeds lprmeta without configuring structlog gets our stderr setup.
+    When structlog is configured (``lprmeta`` itself, or an application that set it
+    up), its configuration is used. When it is not, lprmeta does not configure it
+    globally behind the application's back: its own records go to stderr through a
+    private pipeline (structlog's default would print to stdout, which is for events).
     """
-    if not structlog.is_configured():
-        configure_logging()
-    return structlog.get_logger(name).bind(logger=name, **initial)
+    if structlog.is_configured():
+        return structlog.get_logger(name).bind(logger=name, **initial)
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        processors=_processors(sys.stderr, "auto"),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    ).bind(logger=name, **initial)

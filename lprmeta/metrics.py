@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 
 from .config import MetricsConfig
+from .errors import ListenError
 from .health import Health
 from .log import get_logger
 from .stats import Stats
@@ -166,7 +167,9 @@ class MetricsServer:
         except OSError as exc:
             await self._runner.cleanup()
             where = f"{self.cfg.host}:{self.cfg.port}"
-            raise OSError(exc.errno, f"metrics cannot listen on {where}: {exc.strerror}") from exc
+            raise ListenError(
+                exc.errno, f"metrics cannot listen on {where}: {exc.strerror}"
+            ) from exc
         self.port = self._runner.addresses[0][1] if self._runner.addresses else self.cfg.port
         self._log.info("metrics listening", host=self.cfg.host, port=self.port)
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from .errors import ForbiddenPictureURL, SnapshotError
+from .errors import ForbiddenPictureURL, SnapshotError, UsageError
 from .log import get_logger
 from .protocol.auth import DigestState, basic_authorization, parse_challenges
 
@@ -136,7 +136,7 @@ class PictureFetcher:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            raise RuntimeError("use `async with PictureFetcher()`")
+            raise UsageError("use `async with PictureFetcher()`")
         return self._session
 
     async def fetch(self, cam: CameraWeb, path: str, *, timeout: float) -> bytes:

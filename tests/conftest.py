@@ -17,6 +17,7 @@ import structlog
 
 from lprmeta.config import Config, parse_config
 from lprmeta.events import Event, event_schema
+from lprmeta.log import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -50,7 +51,10 @@ def make_config(tmp_path: Path, **sections: Any) -> Config:
 
 @pytest.fixture(autouse=True)
 def _log_to_stderr() -> Iterator[None]:
-    # Tests that configure logging (the CLI in-process) must not leak config to others.
+    # Each test logs as `lprmeta` does (structlog configured, to stderr), so that
+    # capture_logs sees every logger; tests that configure logging themselves (the CLI
+    # in-process) must not leak their configuration to others.
+    configure_logging(fmt="json", stream=sys.stderr)
     yield
     structlog.reset_defaults()
 

@@ -67,3 +67,15 @@ def test_counted_problems_are_said_once_then_every_nth() -> None:
             log_counted(log, n, "warning", "repeated", step=500, message="a field named message")
     levels = [r["log_level"] for r in logs]
     assert levels.count("warning") == 3  # the others at debug, below the level in force
+
+
+def test_an_embedding_application_keeps_its_own_logging(capsys: object) -> None:
+    """get_logger does not configure structlog globally: an application that has not
+    configured it still has it unconfigured afterwards; lprmeta's records go to stderr."""
+    import structlog
+
+    structlog.reset_defaults()
+    get_logger("lprmeta.test").warning("from lprmeta", password_check="ok")
+    assert not structlog.is_configured()
+    out = capsys.readouterr()  # type: ignore[attr-defined]
+    assert out.out == "" and "from lprmeta" in out.err

@@ -45,7 +45,7 @@ from aiohttp import http_exceptions, web
 
 from ..config import CameraConfig, Config, HttpConfig
 from ..envelope import Read
-from ..errors import PayloadError
+from ..errors import ListenError, PayloadError
 from ..events import Event
 from ..log import get_logger, log_counted
 from ..offload import Offload
@@ -296,7 +296,7 @@ class HttpInput:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise OSError(
+            raise ListenError(
                 exc.errno,
                 f"HTTP receiver cannot listen on {self.cfg.host}:{self.cfg.port}: {exc.strerror}",
             ) from exc

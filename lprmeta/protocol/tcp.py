@@ -337,7 +337,6 @@ _META_FIELDS: Final[tuple[tuple[str, str], ...]] = (
     ("y2", "<H"),
     ("brand", "<H"),
 )
-META_FIXED_SIZE: Final = sum(struct.calcsize(f) for _, f in _META_FIELDS if f)  # 112
 
 
 def _cstr(raw: bytes) -> str:
