@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self, TypeVar
 
+from .vocabulary import ALIASES, CODES, fold_key
+
 __all__ = [
     "Brand",
     "Color",
@@ -39,15 +41,6 @@ __all__ = [
     "new_event_id",
     "plate_key",
 ]
-
-
-def _fold(text: str) -> str:
-    """Fold a wire name for comparison: case, spaces, dashes and underscores do not count.
-
-    The guide spells one value several ways ("Mercedes—Benz" with an em dash,
-    "Police-car", "Fire engine", "E-bike"); firmware eras differ in case.
-    """
-    return "".join(ch for ch in text.casefold() if ch.isalnum() or ch == "&")
 
 
 class WireEnum(StrEnum):
@@ -97,11 +90,11 @@ class WireEnum(StrEnum):
 @functools.lru_cache(maxsize=4096)
 def _lookup_name(cls: type[WireEnum], text: str) -> WireEnum:
     """A wire name -> member (cached: cameras repeat a handful of names)."""
-    key = _fold(text)
+    key = fold_key(text)
     for member in cls:
-        if _fold(member.value) == key:
+        if fold_key(member.value) == key:
             return member
-    alias = _ALIASES.get(cls.__name__, {}).get(key)
+    alias = ALIASES.get(cls.__name__, {}).get(key)
     return cls(alias) if alias is not None else cls("unknown")
 
 
@@ -147,10 +140,9 @@ class Direction(WireEnum):
     """Driving direction, normalized across transports.
 
     TCP metadata says ``0: Unknown 1: In 2: Out``; RTSP's ``LicenseCarDirection``
-    carries the same codes; HTTP says "Approach" or "Away". The guide never says
-    how the two vocabularies relate. Reading chosen: *Approach* is *In* (the
-    vehicle comes towards the camera, which at a gate faces incoming traffic)
-    and *Away* is *Out*. The camera's own word or code is always kept in ``raw``.
+    carries the same codes; HTTP says "Approach" or "Away" (the reading chosen for
+    how they relate is in :data:`lprmeta.vocabulary.ALIASES`). The camera's own word
+    or code is always kept in ``raw``.
     """
 
     UNKNOWN = "unknown"
@@ -244,77 +236,11 @@ class Brand(WireEnum):
     DS = "DS"
 
 
-# Code tables: index = wire code, in the order of the guide's C enums.
+# The code tables and other spellings are the vocabulary's; Brand's codes are the order
+# of the enum above (the guide's traBrandType).
 _CODES: dict[str, tuple[str, ...]] = {
-    "Color": (
-        "unknown",
-        "black",
-        "blue",
-        "cyan",
-        "gray",
-        "green",
-        "red",
-        "white",
-        "yellow",
-        "violet",
-        "orange",
-    ),
-    "VehicleType": (
-        "none",
-        "car",
-        "motor",
-        "bus",
-        "truck",
-        "van",
-        "suv",
-        "forklift",
-        "excavator",
-        "towtruck",
-        "police_car",
-        "fire_engine",
-        "ambulance",
-        "bicycle",
-        "e_bike",
-        "other",
-    ),
-    "Direction": ("unknown", "in", "out"),
-    # Plate Type 0 is not in the guide; it reads as "no list".
-    "ListType": ("unknown", "black", "white", "visitor"),
+    **CODES,
     "Brand": ("unknown", *(m.value for m in list(Brand)[1:])),
-}
-
-# Other spellings seen in the guide (the HTTP and JSON examples use display names).
-_ALIASES: dict[str, dict[str, str]] = {
-    "Color": {"grey": "gray", "purple": "violet"},
-    "VehicleType": {
-        "motorbike": "motor",
-        "motorcycle": "motor",
-        "ebike": "e_bike",
-        "policecar": "police_car",
-        "fireengine": "fire_engine",
-        "sedan": "car",
-    },
-    "Direction": {
-        "approach": "in",
-        "approaching": "in",
-        "away": "out",
-        "leaving": "out",
-        "entry": "in",
-        "exit": "out",
-    },
-    "ListType": {
-        "blacklist": "black",
-        "whitelist": "white",
-        "blocklist": "black",
-        "allowlist": "white",
-        "visitors": "visitor",
-    },
-    "Brand": {
-        "unknow": "unknown",
-        "mercedes": "Mercedes-Benz",
-        "lynkco": "LYNK&CO",
-        "mg": "MorrisGarages",
-    },
 }
 
 

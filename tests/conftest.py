@@ -54,9 +54,23 @@ def _log_to_stderr() -> Iterator[None]:
     # Each test logs as `lprmeta` does (structlog configured, to stderr), so that
     # capture_logs sees every logger; tests that configure logging themselves (the CLI
     # in-process) must not leak their configuration to others.
-    configure_logging(fmt="json", stream=sys.stderr)
+    configure_logging(fmt="json", stream=_CurrentStderr())
     yield
     structlog.reset_defaults()
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is when a line is written (capfd and capsys swap it in after
+    the autouse fixtures have run)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return False
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -56,6 +56,16 @@ RULES: dict[str, set[str]] = {
     "lprmeta.sinks": {"lprmeta.inputs", "lprmeta.daemon", "lprmeta.cli", "lprmeta.simulator"},
     "lprmeta.snapshots": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
     "lprmeta.daemon": {"lprmeta.cli", "lprmeta.simulator"},
+    # The vocabulary is tables and one fold: it imports nothing of lprmeta but the errors.
+    "lprmeta.vocabulary": {
+        "lprmeta.events",
+        "lprmeta.protocol",
+        "lprmeta.bus",
+        "lprmeta.inputs",
+        "lprmeta.config",
+        "lprmeta.daemon",
+        *IO,
+    },
     # The envelope sits beside the events: pure data, for the parsers and the intake.
     "lprmeta.envelope": {
         "lprmeta.protocol",

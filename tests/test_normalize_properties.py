@@ -23,7 +23,7 @@ from lprmeta.envelope import Read
 from lprmeta.errors import MetadataError
 from lprmeta.events import Event, Kind
 from lprmeta.protocol.http import parse_post
-from lprmeta.protocol.jsonpost import CANONICAL_FIELDS, IMAGE_ROLES, MAX_RAW_TEXT
+from lprmeta.protocol.jsonpost import MAX_RAW_TEXT
 from lprmeta.protocol.onvif import document_events
 from lprmeta.protocol.tcp import (
     COMM_RECOG_POST,
@@ -34,8 +34,8 @@ from lprmeta.protocol.tcp import (
     encode_chunk,
     encode_metadata,
 )
-from lprmeta.protocol.values import fold_key
 from lprmeta.sinks.jsonl import encode_line
+from lprmeta.vocabulary import FIELDS, IMAGE_ROLES, fold_key
 
 from .conftest import check_line
 
@@ -43,7 +43,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 # Every field name the vocabulary knows, in both naming eras ("plate_color", "Plate Color"),
 # and the keys the parking and counting builders read by name.
-_ALIASES = sorted({a for aliases in CANONICAL_FIELDS.values() for a in aliases})
+_ALIASES = sorted({a for aliases in FIELDS.values() for a in aliases})
 _EXTRA = [
     "state",
     "lengthofparking",

@@ -59,6 +59,7 @@ from ..protocol.http import (
 )
 from ..stats import Stats
 from ..storage import safe_part
+from ..vocabulary import expect_object
 
 __all__ = ["HttpInput"]
 
@@ -539,10 +540,10 @@ class HttpInput:
             data, cut = await self.offload.json(body)
         except PayloadError as exc:
             return self._reject(400, exc.message, None, request)
-        if not isinstance(data, dict):
-            return self._reject(
-                400, f"expected a JSON object, got {type(data).__name__}", None, request
-            )
+        try:
+            data = expect_object(data, "body")
+        except PayloadError as exc:
+            return self._reject(400, exc.message, None, request)
         name, cam = self._camera_for(path, request.remote, device_of(data))
         try:
             read = parse_post(

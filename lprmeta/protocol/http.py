@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 from ..envelope import Read
 from ..errors import PayloadError
 from ..events import Source
+from ..vocabulary import expect_object
 from .jsonpost import normalize_json
 from .values import fold_key, lenient_json
 
@@ -89,10 +90,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
     """A POST body -> its JSON object; :class:`PayloadError` says why it is not one."""
     if not body.strip():
         raise PayloadError("empty body")
-    data = lenient_json(body)
-    if not isinstance(data, dict):
-        raise PayloadError(f"expected a JSON object, got {type(data).__name__}")
-    return data
+    return dict(expect_object(lenient_json(body)))
 
 
 def parse_post(

@@ -34,9 +34,17 @@ from ..events import (
     Vehicle,
     VehicleType,
 )
+from ..vocabulary import (
+    FIELDS,
+    IMAGE_CANONICAL,
+    IMAGE_ROLES,
+    KIND_WORDS,
+    expect_object,
+    fold_key,
+    mark_no_plate,
+)
 from .values import (
     decode_base64_picture,
-    fold_key,
     is_none,
     parse_confidence,
     parse_duration,
@@ -46,8 +54,6 @@ from .values import (
 )
 
 __all__ = [
-    "CANONICAL_FIELDS",
-    "IMAGE_ROLES",
     "MAX_KEYS",
     "MAX_LIST_ITEMS",
     "MAX_PICTURES",
@@ -69,91 +75,10 @@ MAX_RAW_BYTES: Final = 256 * 1024  # about this much of raw is kept per event
 
 _T = TypeVar("_T")
 
-# canonical name -> folded aliases, most specific first. The canonical names are
-# what `[cameras.http.fields]` accepts on its left-hand side.
-CANONICAL_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "event": ("event", "eventtype", "eventname"),
-    "device": ("device", "devicename"),
-    "plate": (
-        "plate",
-        "licenseplate",
-        "licenceplate",
-        "licenseplateresult",  # ONVIF LicensePlateDetector ("3. RTSP Type")
-        "plateno",
-        "platenumber",
-        "carnumber",
-    ),
-    "time_msec": ("timemsec",),
-    "time": ("time", "datetime", "timestamp", "recognitiontime"),
-    # The old era's `type` is the plate's list type (Black/White/Visitor).
-    "list": ("type", "platetype", "listtype", "list", "platelisttype"),
-    "speed": ("speed", "vehiclespeed", "licensecarspeed"),
-    "direction": ("direction", "drivingdirection", "licensecardirection"),
-    "roi": ("detectionregion", "roi", "roiid"),
-    # `region` is the plate's country/region in LPR posts ("NLD") but the ROI
-    # number in parking posts (1); a number is taken as the ROI.
-    "region": ("region", "country", "countryregion"),
-    "confidence": ("confidence",),
-    "plate_color": ("platecolor", "platecolour"),
-    "vehicle_type": ("vehicletype",),
-    "vehicle_color": ("vehiclecolor", "vehiclecolour"),
-    "vehicle_brand": ("vehiclebrand", "brand", "vehiclemodel"),
-    "resolution_width": ("resolutionwidth", "width"),
-    "resolution_height": ("resolutionheight", "height"),
-    "x1": ("coordinatex1",),
-    "y1": ("coordinatey1",),
-    "x2": ("coordinatex2",),
-    "y2": ("coordinatey2",),
-}
-
-# folded key -> picture role. The canonical names for the field map are the
-# guide's HTTP keys (plate_image, full_image, evidence_image0, evidence_image1).
-IMAGE_ROLES: Final[Mapping[str, str]] = {
-    "plateimage": "plate",
-    "platepicture": "plate",
-    "platesnap": "plate",
-    "platesnapshot": "plate",
-    "fullimage": "full",
-    "fullpicture": "full",
-    "fullsnap": "full",
-    "fullsnapshot": "full",
-    "evidenceimage0": "evidence0",
-    "evidenceimage1": "evidence1",
-    "evidencesnap0": "evidence0",
-    "evidencesnap1": "evidence1",
-    "bkgsnap": "background",
-    "backgroundimage": "background",
-    "backgroundsnap": "background",
-    "snapshot": "snapshot",
-    "vehicleimage": "vehicle",
-    "vehiclesnap": "vehicle",
-}
-_IMAGE_CANONICAL = {
-    "plate_image": "plateimage",
-    "full_image": "fullimage",
-    "evidence_image0": "evidenceimage0",
-    "evidence_image1": "evidenceimage1",
-}
-
-# Event names (folded) of the guide -> kind. Matched by prefix/containment below.
-_KIND_WORDS: Final[tuple[tuple[str, Kind], ...]] = (
-    ("parking", Kind.PARKING),
-    ("counting", Kind.COUNTING),
-    ("vehiclecount", Kind.COUNTING),
-    ("violation", Kind.VIOLATION),
-    ("attribute", Kind.ATTRIBUTES),
-    ("list", Kind.LIST),
-    ("noplate", Kind.PLATE),
-    ("lpr", Kind.PLATE),
-    ("licenseplate", Kind.PLATE),
-    ("licenceplate", Kind.PLATE),
-)
-
-
 # folded alias -> (canonical, rank): the lower the rank, the more specific the alias.
 _ALIAS: Final[Mapping[str, tuple[str, int]]] = {
     alias: (canonical, rank)
-    for canonical, aliases in CANONICAL_FIELDS.items()
+    for canonical, aliases in FIELDS.items()
     for rank, alias in enumerate(aliases)
 }
 
@@ -190,7 +115,7 @@ class _Fields:
             if mapped in self.body:
                 return mapped
             return self.index.get(fold_key(mapped))
-        if canonical in CANONICAL_FIELDS:
+        if canonical in FIELDS:
             return self._keys.get(canonical)
         return self.index.get(canonical)
 
@@ -232,9 +157,9 @@ class _Fields:
         """(json key, role) of every picture field present."""
         out: list[tuple[str, str]] = []
         mapped = {
-            fold_key(cam_key): _IMAGE_CANONICAL[canon]
+            fold_key(cam_key): IMAGE_CANONICAL[canon]
             for canon, cam_key in self.fields.items()
-            if canon in _IMAGE_CANONICAL
+            if canon in IMAGE_CANONICAL
         }
         for key in self.body:
             folded = fold_key(key)
@@ -250,9 +175,9 @@ def kind_of(body: Mapping[str, Any], fields: Mapping[str, str] | None = None) ->
     name = f.text("event")
     if name:
         folded = fold_key(name)
-        for word, kind in _KIND_WORDS:
+        for word, kind in KIND_WORDS:
             if word in folded:
-                return kind
+                return Kind(kind)
         return Kind.EVENT
     if f.key("plate") is not None or f.image_keys():
         return Kind.PLATE
@@ -286,8 +211,7 @@ def normalize_json(
     the picture as missing with the reason (TCP cannot answer). A caller whose
     body is itself derived (RTSP items) passes its own ``raw`` and ``details``.
     """
-    if not isinstance(body, Mapping):
-        raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
+    body = expect_object(body)
     problems = list(problems)  # what the caller already cut (a body parsed by the worker)
     if len(body) > MAX_KEYS:
         problems.append(f"{len(body)} keys; the first {MAX_KEYS} were read and kept")
@@ -431,8 +355,7 @@ def _plate_fields(f: _Fields) -> dict[str, Any]:
 def _build_plate(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dict[str, Any]]:
     out = _plate_fields(f)
     details: dict[str, Any] = {}
-    if not out["plate"]:
-        details["no_plate"] = True
+    mark_no_plate(details, out["plate"])
     return out, details
 
 

@@ -49,8 +49,9 @@ from lxml import etree
 from ..envelope import Read
 from ..errors import DocumentError, PacketTooLarge
 from ..events import Event, Kind, Source
+from ..vocabulary import PICTURE_PATH_KEYS, fold_key
 from .jsonpost import normalize_json, weighed_raw
-from .values import fold_key, parse_time
+from .values import parse_time
 
 __all__ = [
     "DocumentAssembler",
@@ -384,9 +385,6 @@ def is_plate_topic(topic: str) -> bool:
     return "licenseplatedetector" in path or (bool(path) and path[-1] == "licenseplate")
 
 
-_PICTURE_KEYS: Final = ("picturepath", "snapshotpath", "imagepath", "pictureurl", "snapshoturl")
-
-
 def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """(role, path) of every picture a notification points at."""
     out: list[tuple[str, str]] = []
@@ -394,7 +392,7 @@ def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
         folded = fold_key(name)
         if not folded.endswith(("path", "url")):
             continue
-        if value.strip() and folded.endswith(_PICTURE_KEYS):
+        if value.strip() and folded.endswith(PICTURE_PATH_KEYS):
             role = "full" if "full" in folded or "scene" in folded else "plate"
             if any(r == role for r, _ in out):
                 role = f"{role}{len(out)}"

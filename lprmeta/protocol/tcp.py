@@ -44,6 +44,7 @@ from ..events import (
     Vehicle,
     VehicleType,
 )
+from ..vocabulary import expect_object, mark_no_plate
 from .common import NEED_DATA, NeedData
 from .jsonpost import MAX_PICTURES, normalize_json, weighed_raw
 from .values import from_posix, lenient_json, parse_confidence
@@ -258,9 +259,7 @@ class Reply:
 
 
 def decode_reply(packet: Packet) -> Reply:
-    body = lenient_json(packet.data)
-    if not isinstance(body, dict):
-        raise PayloadError(f"{packet.name}: expected a JSON object")
+    body = expect_object(lenient_json(packet.data), packet.name)
     result = body.get("result")
     if result is None:
         raise PayloadError(f"{packet.name}: no 'result' in reply")
@@ -434,8 +433,7 @@ def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Read:
 
     time = from_posix(meta["time_ms"]) if has("time_ms") and meta["time_ms"] else None
     details: dict[str, Any] = {"device_id": _guid(meta["device_id"]) if has("device_id") else None}
-    if not plate:
-        details["no_plate"] = True
+    mark_no_plate(details, plate)
     if problems:
         details["problems"] = problems
     for key in ("image_count", "distance", "azimuth", "vehicle_count"):
@@ -498,9 +496,9 @@ def decode_packet(
     kind = JSON_POSTS.get(packet.command)
     cut: list[str] = parsed[1] if parsed is not None else []
     if kind is not None:
-        body = parsed[0] if parsed is not None else lenient_json(packet.data)
-        if not isinstance(body, dict):
-            raise PayloadError(f"{packet.name}: expected a JSON object")
+        body = expect_object(
+            parsed[0] if parsed is not None else lenient_json(packet.data), packet.name
+        )
         return normalize_json(
             body,
             camera=camera,

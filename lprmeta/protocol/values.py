@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import math
 import re
@@ -19,6 +18,7 @@ import orjson
 import pybase64
 
 from ..errors import PayloadError
+from ..vocabulary import fold_key
 
 __all__ = [
     "decode_base64_picture",
@@ -33,14 +33,6 @@ __all__ = [
 
 _SPEED = re.compile(r"^\s*(?P<num>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>km/?h|kmh|kph|mph)?\s*$", re.I)
 _MPH = 1.609344
-
-
-@functools.lru_cache(maxsize=8192)
-def fold_key(key: str) -> str:
-    """A field name folded so that ``plate_color``, ``Plate Color`` and ``PlateColor`` agree.
-
-    Cached: cameras send the same few dozen keys in every body."""
-    return "".join(ch for ch in key.casefold() if ch.isalnum())
 
 
 def is_none(value: object) -> bool:

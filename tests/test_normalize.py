@@ -1,0 +1,162 @@
+"""The normaliser every transport ends in, table-driven: one row per spelling, table or
+rule of the vocabulary (lprmeta/vocabulary.py), the body as a camera sends it -> the
+fields of the event. Both HTTP naming eras ("2. HTTP Type", notes 1-3), the TCP JSON
+posts' names, the template editor's renames, picture roles, direction words, code
+tables and the no-plate rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from lprmeta.errors import PayloadError
+from lprmeta.events import Brand, Color, Direction, Kind, ListType, Source, VehicleType
+from lprmeta.protocol.jsonpost import kind_of, normalize_json
+from lprmeta.vocabulary import fold_key
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+B64 = "/9j/4AAQ"  # the first bytes of a JPEG, base64
+
+# (case, body, expected: attribute -> value; "details.x" and "roles" read deeper)
+ROWS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "new era",
+        {"Plate": "AB12", "Plate Color": "Blue", "Speed": "25km/h"},
+        {"plate": "AB12", "plate_color": Color.BLUE, "speed_kmh": 25.0},
+    ),
+    (
+        "old era",
+        {"plate": "AB12", "plate_color": "blue", "speed": "25"},
+        {"plate": "AB12", "plate_color": Color.BLUE, "speed_kmh": 25.0},
+    ),
+    (
+        "any letter case",
+        {"PLATE": "AB12", "VEHICLE TYPE": "SUV"},
+        {"plate": "AB12", "vehicle": ("type", VehicleType.SUV)},
+    ),
+    (
+        "onvif item name",
+        {"LicensePlateResult": "AB12", "LicenseCarDirection": "2"},
+        {"plate": "AB12", "direction": Direction.OUT},
+    ),
+    (
+        "direction Approach is in",
+        {"Plate": "A", "Direction": "Approach"},
+        {"direction": Direction.IN},
+    ),
+    ("direction Away is out", {"Plate": "A", "Direction": "Away"}, {"direction": Direction.OUT}),
+    ("direction code 1", {"Plate": "A", "Direction": 1}, {"direction": Direction.IN}),
+    (
+        "direction unknown word",
+        {"Plate": "A", "Direction": "sideways"},
+        {"direction": Direction.UNKNOWN},
+    ),
+    (
+        "colour alias grey",
+        {"Plate": "A", "Vehicle Color": "Grey"},
+        {"vehicle": ("color", Color.GRAY)},
+    ),
+    ("colour code", {"Plate": "A", "Plate Color": 8}, {"plate_color": Color.YELLOW}),
+    (
+        "brand with an em dash",
+        {"Plate": "A", "Vehicle Brand": "Mercedes—Benz"},
+        {"vehicle": ("brand", Brand.MERCEDES_BENZ)},
+    ),
+    ("brand with &", {"Plate": "A", "Brand": "Lynk&Co"}, {"vehicle": ("brand", Brand.LYNK_CO)}),
+    ("list word Whitelist", {"Plate": "A", "Type": "Whitelist"}, {"list": ListType.WHITE}),
+    ("confidence percent", {"Plate": "A", "Confidence": "93%"}, {"confidence": 0.93}),
+    ("confidence fraction", {"Plate": "A", "Confidence": 0.5}, {"confidence": 0.5}),
+    ("region is a country", {"Plate": "A", "Region": "NLD"}, {"country": "NLD", "roi": None}),
+    ("region number is the ROI", {"Plate": "A", "Region": 2}, {"country": None, "roi": 2}),
+    (
+        "resolution and box",
+        {
+            "Plate": "A",
+            "Resolution Width": 1920,
+            "Resolution Height": 1080,
+            "Coordinate X1": 1,
+            "Coordinate Y1": 2,
+            "Coordinate X2": 3,
+            "Coordinate Y2": 4,
+        },
+        {"resolution": (1920, 1080), "plate_box": (1, 2, 3, 4)},
+    ),
+    (
+        "time_msec wins over time",
+        {"Plate": "A", "time_msec": 1700000000000, "time": "x"},
+        {"time": datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)},
+    ),
+    (
+        "camera local time kept naive",
+        {"Plate": "A", "Time": "2023-09-15 06:19:57.267"},
+        {"time": datetime(2023, 9, 15, 6, 19, 57, 267000)},
+    ),
+    ("no plate", {"Plate": "", "Vehicle Type": "Car"}, {"plate": None, "details.no_plate": True}),
+    (
+        "picture roles",
+        {"Plate": "A", "plate_image": B64, "Full Image": B64, "bkgSnap": B64},
+        {"roles": ["plate", "full", "background"]},
+    ),
+    (
+        "two keys of one role",
+        {"Plate": "A", "plate_image": B64, "Plate Image": B64},
+        {"roles": ["plate", "plate_2"]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "expected"), ROWS, ids=[r[0] for r in ROWS])
+def test_row(case: str, body: dict[str, Any], expected: dict[str, Any]) -> None:
+    read = normalize_json(body, camera="c", source=Source.HTTP, received=NOW)
+    event = read.event
+    for key, want in expected.items():
+        if key == "roles":
+            assert [p.role for p in read.pictures] == want, case
+        elif key.startswith("details."):
+            assert event.details.get(key.partition(".")[2]) == want, case
+        elif key == "vehicle":
+            assert getattr(event.vehicle, want[0]) == want[1], case
+        else:
+            assert getattr(event, key) == want, (case, key)
+    assert event.raw.keys() == body.keys()  # every field kept as sent
+    assert "problems" not in event.details or case == "no plate"
+
+
+def test_template_editor_renames_win_over_the_built_in_names() -> None:
+    body = {"LicencePlate": "REN1", "Plate": "NOT-THIS", "Snap": B64}
+    fields = {"plate": "LicencePlate", "plate_image": "Snap"}
+    read = normalize_json(body, camera="c", source=Source.HTTP, received=NOW, fields=fields)
+    assert read.event.plate == "REN1"
+    assert [p.role for p in read.pictures] == ["plate"]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"Event": "LPR Event", "Plate": "A"}, Kind.PLATE),
+        ({"event": "parking event"}, Kind.PARKING),
+        ({"Event Type": "Vehicle Counting"}, Kind.COUNTING),
+        ({"Event": "List Event"}, Kind.LIST),
+        ({"Event": "Something New"}, Kind.EVENT),
+        ({"plate_image": B64}, Kind.PLATE),
+        ({"regionList": []}, Kind.COUNTING),
+        ({"Length of Parking": "00:01:00"}, Kind.PARKING),
+        ({"unrelated": 1}, Kind.EVENT),
+    ],
+)
+def test_kind_from_the_body(body: dict[str, Any], kind: Kind) -> None:
+    assert kind_of(body) is kind
+
+
+def test_one_fold_for_every_name() -> None:
+    assert {fold_key(n) for n in ("plate_color", "Plate Color", "PlateColor", "PLATE-COLOR")} == {
+        "platecolor"
+    }
+    assert fold_key("LYNK&CO") == fold_key("lynk co") == "lynkco"
+
+
+def test_not_an_object_is_the_same_typed_error_everywhere() -> None:
+    with pytest.raises(PayloadError, match="expected a JSON object, got list"):
+        normalize_json([1], camera="c", source=Source.HTTP, received=NOW)  # type: ignore[arg-type]
