@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .health import iso_time
-from .inputs._retry import Backoff
 from .log import REDACTOR, get_logger
+from .retry import Backoff
 from .stats import Stats
 
 __all__ = ["Part", "Supervisor"]

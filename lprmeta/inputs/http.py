@@ -68,6 +68,10 @@ _FORM = "application/x-www-form-urlencoded"
 
 
 _INFLATE_STEP = 256 * 1024  # inflated bytes per step (~0.3 ms of the loop)
+# A camera's body (base64 pictures, JSON) compresses a few-fold at most; one that expands
+# over 100-fold past its first MiB is a bomb: refused then, not after max_body of work.
+_MAX_RATIO = 100
+_RATIO_AFTER = 1024 * 1024
 
 
 def _inflater(encoding: str) -> Any:
@@ -485,6 +489,7 @@ class HttpInput:
         cfg = self.cfg
         done = False
         inflate = _inflater(request.headers.get("Content-Encoding", ""))
+        packed = 0
         try:
             async with asyncio.timeout(cfg.read_timeout), self.turns.slot(peer):
                 async for chunk in request.content.iter_any():
@@ -493,11 +498,15 @@ class HttpInput:
                         buf += chunk
                         continue
                     data = chunk
+                    packed += len(chunk)
                     while data:  # at most _INFLATE_STEP bytes per step, then others run
                         out = inflate.decompress(data, _INFLATE_STEP)
                         data = inflate.unconsumed_tail
                         self._admit(len(buf), len(out))
                         buf += out
+                        used = packed - len(data)  # compressed bytes inflated so far
+                        if len(buf) > _RATIO_AFTER and len(buf) > _MAX_RATIO * used:
+                            raise _Reject(413, f"compressed body expands over {_MAX_RATIO}-fold")
                         if data:
                             await asyncio.sleep(0)
                 if inflate is not None and not inflate.eof:

@@ -46,7 +46,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -66,8 +66,8 @@ from ..health import Health
 from ..log import get_logger, log_counted, redact_text
 from ..protocol.onvif import DocumentAssembler, document_events, has_notifications
 from ..protocol.rtsp import strip_userinfo
+from ..retry import Backoff, Outcome, StateLog, reconnect
 from ..stats import Stats
-from ._retry import Backoff, StateLog
 from .onvif import DeviceInfo, device_information, query_onvif
 from .rtsp_client import describe_stream
 
@@ -308,8 +308,10 @@ class RtspInput:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         features: list[str] | None = None,
         health: Health | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         assert camera.rtsp is not None
+        self._sleep = sleep
         self.camera = camera
         self.cfg: RtspConfig = camera.rtsp
         self.name = f"rtsp:{camera.name}"
@@ -346,57 +348,54 @@ class RtspInput:
 
     async def run(self) -> None:
         try:
-            while True:
-                delay = await self._attempt()
-                self.stats.inc("reconnects", self.camera.name)
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError
-                await asyncio.sleep(delay)
+            await reconnect(
+                self._stream,
+                classify=self._classify,
+                backoff=self.backoff,
+                state=self._state,
+                ended=self._attempt_ended,
+                sleep=self._sleep,
+            )
         finally:
             self._stop_sessions()
 
-    async def _attempt(self) -> float:
-        """One connection, until it fails; returns the delay before the next."""
-        try:
-            await self._stream()
-        except AuthenticationFailed as exc:
-            self.stats.inc("auth_failures", self.camera.name)
-            self._state.change(
+    def _classify(self, exc: Exception) -> Outcome | None:
+        """What a failed connection means; None for what this input does not expect."""
+        name = self.camera.name
+        if isinstance(exc, AuthenticationFailed):
+            self.stats.inc("auth_failures", name)
+            return Outcome(
                 "auth-failed",
                 "camera refused the RTSP credentials; check cameras.username/password",
                 level="error",
-                reason=str(exc),
-                retry_in=self.cfg.auth_retry,
+                at_least=self.cfg.auth_retry,
+                fields={"reason": str(exc), "retry_in": self.cfg.auth_retry},
             )
-            return max(self.cfg.auth_retry, self.backoff.next())
-        except NoMetadataTrack as exc:
-            self._state.change("no-metadata", str(exc), level="error", tracks=exc.tracks)
-            return max(self.cfg.backoff_max, self.backoff.next())
-        except NotResponding as exc:
-            self.stats.inc("not_responding", self.camera.name)
-            self._state.change(
+        if isinstance(exc, NoMetadataTrack):
+            fields = {"tracks": exc.tracks}
+            return Outcome("no-metadata", str(exc), "error", self.cfg.backoff_max, fields)
+        if isinstance(exc, NotResponding):
+            self.stats.inc("not_responding", name)
+            return Outcome(
                 "not-responding",
                 "camera's RTSP server is not responding (frozen?)",
-                level="warning",
-                reason=str(exc),
+                fields={"reason": str(exc)},
             )
-            return self.backoff.next()
-        except (TransportError, OSError) as exc:
-            self._state.change(
+        if isinstance(exc, TransportError | OSError):
+            return Outcome(
                 f"down:{type(exc).__name__}",
                 "camera stream lost" if self.connected.is_set() else "cannot reach camera stream",
-                level="warning",
-                reason=redact_text(str(exc), self._secrets),
+                fields={"reason": redact_text(str(exc), self._secrets)},
             )
-            return self.backoff.next()
-        finally:
-            self.connected.clear()
-            self.backoff.disconnected()
-            self._stop_sessions()
-        return self.backoff.next()
+        return None
 
-    async def _stream(self) -> None:
+    def _attempt_ended(self) -> None:
+        self.connected.clear()
+        self._stop_sessions()
+        self.stats.inc("reconnects", self.camera.name)
+
+    async def _stream(self) -> bool:
+        """One connection (renewed while quiet) until it fails: it only ends by raising."""
         url = await self._resolve_url()
         info = await describe_stream(
             url, self._user, self._password, timeout=self.cfg.effective_open_timeout

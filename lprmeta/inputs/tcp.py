@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from ..config import REGISTER_FEATURES, CameraConfig, TcpConfig
@@ -56,8 +56,8 @@ from ..protocol.tcp import (
     encode_login,
     encode_register,
 )
+from ..retry import Backoff, Outcome, StateLog, reconnect
 from ..stats import Stats
-from ._retry import Backoff, StateLog
 
 __all__ = ["TcpInput", "set_keepalive"]
 
@@ -90,6 +90,7 @@ class TcpInput:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         health: Health | None = None,
         offload: Offload | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         assert camera.tcp is not None
         self.offload = offload if offload is not None else Offload()
@@ -105,6 +106,7 @@ class TcpInput:
             (lambda state: health.set(camera.name, "tcp", state)) if health else None,
         )
         self.backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max)
+        self._sleep = sleep
         self.connected = asyncio.Event()
         self.sessions = 0
 
@@ -117,50 +119,46 @@ class TcpInput:
     # ---------------------------------------------------------------- the loop
 
     async def run(self) -> None:
-        while True:
-            delay: float
-            try:
-                await self._session()
-                delay = self.backoff.next()
-            except LoginRejected as exc:
-                self.stats.inc("login_rejected", self.camera.name)
-                self._state.change(
-                    f"login-rejected:{exc.result}",
-                    "camera rejected the login; check cameras.username/password",
-                    level="error",
-                    result=exc.result,
-                    retry_in=self.cfg.login_retry,
-                )
-                delay = max(self.cfg.login_retry, self.backoff.next())
-            except (TransportError, OSError) as exc:
-                reason = _reason(exc)
-                self._state.change(
-                    f"down:{type(exc).__name__}",
-                    "camera connection lost" if self.sessions else "cannot reach camera",
-                    level="warning",
-                    reason=reason,
-                )
-                delay = self.backoff.next()
-            except ProtocolError as exc:
-                # Oversize packets: the stream cannot be trusted any more; start afresh.
-                self.stats.inc("reconnects_protocol", self.camera.name)
-                self._state.change(
-                    "down:protocol",
-                    "protocol error; reconnecting",
-                    level="warning",
-                    reason=str(exc),
-                )
-                delay = self.backoff.next()
-            finally:
-                self.connected.clear()
-                self.backoff.disconnected()
-            self.stats.inc("reconnects", self.camera.name)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
-            await asyncio.sleep(delay)
+        await reconnect(
+            self._session,
+            classify=self._classify,
+            backoff=self.backoff,
+            state=self._state,
+            ended=self._attempt_ended,
+            sleep=self._sleep,
+        )
 
-    async def _session(self) -> None:
+    def _classify(self, exc: Exception) -> Outcome | None:
+        """What a failed session means; None for what this input does not expect."""
+        name = self.camera.name
+        if isinstance(exc, LoginRejected):
+            self.stats.inc("login_rejected", name)
+            return Outcome(
+                f"login-rejected:{exc.result}",
+                "camera rejected the login; check cameras.username/password",
+                level="error",
+                at_least=self.cfg.login_retry,  # no tight loop against a wrong password
+                fields={"result": exc.result, "retry_in": self.cfg.login_retry},
+            )
+        if isinstance(exc, TransportError | OSError):
+            return Outcome(
+                f"down:{type(exc).__name__}",
+                "camera connection lost" if self.sessions else "cannot reach camera",
+                fields={"reason": _reason(exc)},
+            )
+        if isinstance(exc, ProtocolError):
+            # Oversize packets: the stream cannot be trusted any more; start afresh.
+            self.stats.inc("reconnects_protocol", name)
+            return Outcome(
+                "down:protocol", "protocol error; reconnecting", fields={"reason": str(exc)}
+            )
+        return None
+
+    def _attempt_ended(self) -> None:
+        self.connected.clear()
+        self.stats.inc("reconnects", self.camera.name)
+
+    async def _session(self) -> bool:
         cfg = self.cfg
         reader, writer = await self._connect()
         decoder = PacketDecoder(max_size=cfg.max_packet)
@@ -177,6 +175,7 @@ class TcpInput:
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1):
                     await writer.wait_closed()
+        return False  # _receive ends only by raising; a session is never "done"
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         cfg = self.cfg

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import functools
 import socket
 import ssl
 from dataclasses import dataclass
@@ -45,6 +45,7 @@ from ..errors import ConfigError, ConfigProblem
 from ..events import Event
 from ..health import Health
 from ..log import get_logger, log_counted
+from ..retry import Backoff, Outcome, StateLog, reconnect
 from ..stats import Stats
 from .jsonl import encode_line
 from .spool import Spool
@@ -192,9 +193,14 @@ class MqttSink:
         self._dirty_event = asyncio.Event()
         self._brokers = [(cfg.host, cfg.port), *cfg.failover]
         self._spool: Spool | None = None
-        self._state = ""
-        self._reasons: set[tuple[Any, ...]] = set()  # logged during this outage
+        # Reset as soon as a broker took us: a broker that restarts is retried promptly.
+        self._backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max, healthy_after=0)
+        self._attempts = 0
         self._log = get_logger("lprmeta.sinks.mqtt", client_id=self.client_id)
+        self._states = StateLog(
+            self._log,
+            (lambda s: health.set_sink(self.name, s.partition(":")[0])) if health else None,
+        )
         if health is not None:
             health.on_change(self._camera_changed)
             health.set_sink(self.name, "connecting")
@@ -270,44 +276,43 @@ class MqttSink:
         )
 
     async def _deliver_all(self, backlog: _MemoryBacklog | _SpoolBacklog) -> None:
-        delay = self.cfg.backoff_initial
-        attempt = 0
-        while True:
-            host, port = self._brokers[attempt % len(self._brokers)]
-            tls: _TlsContext | None = None
-            try:
-                tls = _TlsContext.for_config(self.cfg) if self.cfg.tls else None
-                async with self._client(host, port, tls) as client:
-                    self._set_state("up", host=host, port=port)
-                    delay = self.cfg.backoff_initial
-                    if await self._session(client, backlog):
-                        return
-            except* (aiomqtt.MqttError, OSError) as group:  # OSError: TLS, a bad CA file
-                exc = _first(group)
-                if self._state == "up":
-                    self.stats.inc(f"mqtt_disconnects:{self.name}")
-                self._set_state("down", host=host, port=port, error=str(exc) or type(exc).__name__)
-            finally:
-                if tls is not None:
-                    tls.close_sockets()
-            attempt += 1
-            await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311  # jitter
-            delay = min(delay * 2, self.cfg.backoff_max)
+        """Connect (the brokers in turn), publish until the backlog ends; the lifecycle is
+        the one every connection has (lprmeta.retry)."""
+        await reconnect(
+            functools.partial(self._attempt, backlog),
+            classify=self._classify,
+            backoff=self._backoff,
+            state=self._states,
+        )
 
-    def _set_state(self, state: str, **info: Any) -> None:
-        """Log a change of state, and each different reason a broker refuses, once."""
-        if self.health is not None:
-            self.health.set_sink(self.name, state)
-        if state == "up":
-            self._reasons.clear()
-            if self._state != "up":
-                self._log.info("connected to MQTT broker", **info)
-        else:
-            reason = (info.get("host"), info.get("port"), info.get("error"))
-            if reason not in self._reasons:
-                self._reasons.add(reason)
-                self._log.warning("cannot connect to MQTT broker; events wait", **info)
-        self._state = state
+    async def _attempt(self, backlog: _MemoryBacklog | _SpoolBacklog) -> bool:
+        host, port = self._brokers[self._attempts % len(self._brokers)]
+        self._attempts += 1
+        tls: _TlsContext | None = None
+        try:
+            tls = _TlsContext.for_config(self.cfg) if self.cfg.tls else None
+            async with self._client(host, port, tls) as client:
+                self._backoff.connected()
+                self._states.change("up", "connected to MQTT broker", host=host, port=port)
+                return await self._session(client, backlog)
+        except* (aiomqtt.MqttError, OSError) as group:  # OSError: TLS, a bad CA file
+            raise _BrokerDown(host, port, _first(group)) from None
+        finally:
+            if tls is not None:
+                tls.close_sockets()
+
+    def _classify(self, exc: Exception) -> Outcome | None:
+        if not isinstance(exc, _BrokerDown):
+            return None
+        if self._states.state == "up":
+            self.stats.inc(f"mqtt_disconnects:{self.name}")
+        error = str(exc.error) or type(exc.error).__name__
+        # One state per broker and reason: each different reason is said once.
+        return Outcome(
+            f"down:{exc.host}:{exc.port}:{error}",
+            "cannot connect to MQTT broker; events wait",
+            fields={"host": exc.host, "port": exc.port, "error": error},
+        )
 
     async def _session(
         self, client: aiomqtt.Client, backlog: _MemoryBacklog | _SpoolBacklog
@@ -432,6 +437,14 @@ class _TlsContext(ssl.SSLContext):
         for sock in self.sockets:
             sock.close()
         self.sockets.clear()
+
+
+class _BrokerDown(Exception):  # a state, not an error of ours
+    def __init__(self, host: str, port: int, error: BaseException) -> None:
+        super().__init__(f"{host}:{port}: {error}")
+        self.host = host
+        self.port = port
+        self.error = error
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

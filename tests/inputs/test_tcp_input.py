@@ -213,23 +213,6 @@ async def test_one_broken_camera_never_affects_another(tmp_path: Path) -> None:
         await bad.close()
 
 
-async def test_unreachable_camera_backs_off_and_logs_state_once(tmp_path: Path) -> None:
-    sim = TcpCameraServer()
-    await sim.start()
-    port = sim.port
-    await sim.close()  # nothing listens there now
-    config = make_config(
-        tmp_path, cameras=[camera("c", port, backoff_initial=0.02, backoff_max=0.1)]
-    )
-    with capture_logs() as logs:
-        async with Daemon(config, stdout=io.BytesIO()) as d:
-            await asyncio.sleep(0.8)
-    attempts = d.stats.get("reconnects", "c")
-    assert 3 <= attempts <= 40  # retried, with growing delays capped at 0.1 s
-    warnings = [r for r in logs if r.get("log_level") == "warning" and r.get("camera") == "c"]
-    assert len(warnings) == 1 and warnings[0]["event"] == "cannot reach camera"
-
-
 async def test_never_answering_login_times_out(tmp_path: Path, sim: TcpCameraServer) -> None:
     sim.faults.never_answer_login = True
     config = make_config(tmp_path, cameras=[camera("c", sim.port, connect_timeout=0.2)])
