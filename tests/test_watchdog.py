@@ -11,7 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from lprmeta.inputs.rtsp import Inbox
+from lprmeta.inputs.rtsp_session import Inbox
 from lprmeta.stats import Stats
 from lprmeta.watchdog import LoopWatchdog, sd_notify, systemd_watchdog_interval
 

@@ -1,21 +1,15 @@
 """The RTSP input: a camera's ONVIF metadata track, read with PyAV, pictures fetched in time.
 
-Owns one camera's RTSP sessions, their renewal and reconnects, and the
-hand-off of notifications to the intake; parsing is
+Owns one camera's RTSP sessions' renewal and reconnects, the overlap dedup,
+and the hand-off of reads to the intake; identifying the camera is
+:mod:`.identity`'s; parsing is
 :mod:`lprmeta.protocol.onvif`'s, fetching and saving pictures
 :mod:`lprmeta.intake`'s.
 
 How it works, and why (facts verified on this machine with PyAV 18 / FFmpeg 8):
 
-* **One thread per session.** ``demux()`` blocks, and closing a container
-  from another thread crashes the process; so each session's thread opens
-  the container, demuxes with a short read timeout (a *tick*, so it can see
-  its stop flag between packets), and closes the container itself. Whole
-  documents go to the event loop with ``call_soon_threadsafe``; scene
-  descriptions (``tt:VideoAnalytics``) are counted in the thread and never
-  cross over.
-* **Only the metadata track** is set up (``allowed_media_types=data``) over
-  TCP: no video bandwidth, and ``open()`` does not wait for video to flow.
+* **Sessions** run in threads of their own (:mod:`.rtsp_session`: the demux
+  thread and the hand-off of whole documents to the loop).
 * **Learning the session timeout.** Before each connection the input does
   its own DESCRIBE/SETUP (:mod:`.rtsp_client`): it learns the timeout the
   server advertises and fails with a clear error when the password is wrong
@@ -40,16 +34,12 @@ How it works, and why (facts verified on this machine with PyAV 18 / FFmpeg 8):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import threading
 import time
-import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from ..config import CameraConfig, RtspConfig
 from ..envelope import Read
@@ -61,241 +51,18 @@ from ..errors import (
     ProtocolError,
     TransportError,
 )
-from ..firmware import check_features, recommendation
 from ..health import Health
 from ..log import get_logger, log_counted, redact_text
-from ..protocol.onvif import DocumentAssembler, document_events, has_notifications
-from ..protocol.rtsp import strip_userinfo
+from ..protocol.onvif import document_events
 from ..retry import Backoff, Outcome, StateLog, reconnect
 from ..stats import Stats
-from .onvif import DeviceInfo, device_information, query_onvif
+from .identity import CameraIdentity
 from .rtsp_client import describe_stream
+from .rtsp_session import RtspSession, with_credentials
 
-__all__ = ["RtspInput", "RtspSession"]
+__all__ = ["RtspInput"]
 
-# Seconds a blocked demux waits for data before the thread looks at its stop flag.
-# This is FFmpeg's socket timeout (its ``timeout`` option), which fires only when
-# no byte arrives for that long. PyAV's own read timeout must not be used: it
-# interrupts FFmpeg between the ``$`` of an interleaved frame and its header even
-# when the bytes are there, FFmpeg answers EIO, and the session and its document
-# are lost (seen here, ~1 read in 5 after a quiet gap). PyAV's timeout is used
-# for opening only. The socket timeout applies to each reply while opening too,
-# so it is generous for a slow camera.
-TICK = 2.0
 _DEDUP_SECONDS = 10.0
-
-
-class Inbox:
-    """Documents from every RTSP thread of one event loop, handed over in batches.
-
-    Waking the event loop from a thread costs system calls and context switches
-    (measured: most of the loop's CPU at 2,000 documents/s, more than parsing).
-    So a thread wakes the loop only when no drain is scheduled, and a drain that
-    found documents looks again after ``linger`` seconds instead of waiting to be
-    woken: under load, threads never wake the loop and each look carries
-    everything that arrived meanwhile; when a look finds nothing, the next
-    document wakes the loop at once. Latency grows by at most ``linger``.
-
-    No lock: the flag is cleared before the last look at the queue, so a document
-    appended meanwhile is either taken now or finds the flag clear and wakes.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, linger: float = 0.002) -> None:
-        self._loop = loop
-        self.linger = linger
-        self._items: deque[tuple[Callable[[RtspSession, bytes], None], RtspSession, bytes]] = (
-            deque()
-        )
-        self._scheduled = False
-        self.failures = 0
-
-    def put(
-        self, handler: Callable[[RtspSession, bytes], None], session: RtspSession, doc: bytes
-    ) -> None:
-        """From a session thread."""
-        self._items.append((handler, session, doc))
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        items = self._items
-        busy = False
-        try:
-            while True:
-                while items:
-                    handler, session, doc = items.popleft()
-                    busy = True
-                    try:
-                        handler(session, doc)
-                    except Exception as exc:  # noqa: BLE001  # one document, not the inbox
-                        # Handlers contain their own errors; this is the last line, so that
-                        # no document can leave the flag set and silence every camera.
-                        self.failures += 1
-                        log_counted(
-                            get_logger("lprmeta.inputs.rtsp"),
-                            self.failures,
-                            "error",
-                            "RTSP document handler failed; the document is lost",
-                            step=1000,
-                            error=f"{type(exc).__name__}: {exc}",
-                            failures=self.failures,
-                            exc_info=exc,
-                        )
-                self._scheduled = False
-                if not items:
-                    break
-                self._scheduled = True  # arrived between the last look and the flag
-        finally:
-            if not busy:
-                self._scheduled = False
-            else:  # more are likely: look again shortly rather than be woken for each
-                self._scheduled = True
-                self._loop.call_later(self.linger, self._drain)
-
-
-_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.WeakKeyDictionary()
-
-
-def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
-    inbox = _inboxes.get(loop)
-    if inbox is None:
-        inbox = _inboxes[loop] = Inbox(loop)
-    return inbox
-
-
-class RtspSession(threading.Thread):
-    """One RTSP session, demuxed by PyAV in this thread.
-
-    ``opened`` resolves (on the event loop) once the session plays, with
-    ``None`` or an error ``(kind, message)``; ``ended`` resolves when the
-    thread is done, with ``(reason, message)``: reason ``"stopped"``,
-    ``"closed"`` (the server ended the stream) or ``"error"``.
-    """
-
-    def __init__(
-        self,
-        *,
-        url: str,
-        secrets: list[str],
-        loop: asyncio.AbstractEventLoop,
-        on_document: Callable[[RtspSession, bytes], None],
-        open_timeout: float,
-        max_document: int,
-        name: str,
-    ) -> None:
-        super().__init__(name=name, daemon=True)
-        self._url = url
-        self._secrets = secrets
-        self._loop = loop
-        self._inbox = inbox_for(loop)
-        self._on_document = on_document
-        self._open_timeout = open_timeout
-        self._stop_flag = threading.Event()
-        self.assembler = DocumentAssembler(max_size=max_document)
-        self.opened: asyncio.Future[tuple[str, str] | None] = loop.create_future()
-        self.ended: asyncio.Future[tuple[str, str | None]] = loop.create_future()
-        self.opened_at = 0.0
-        self.last_packet = 0.0
-        self.packets = 0
-        self.analytics_documents = 0
-        self.folded: dict[str, int] = {}
-
-    @property
-    def last_activity(self) -> float:
-        return max(self.opened_at, self.last_packet)
-
-    def stop(self) -> None:
-        self._stop_flag.set()
-
-    def _resolve(self, fut: asyncio.Future[Any], value: Any) -> None:
-        def set_it() -> None:
-            if not fut.done():
-                fut.set_result(value)
-
-        with contextlib.suppress(RuntimeError):  # the loop is already closed
-            self._loop.call_soon_threadsafe(set_it)
-
-    def _clean(self, exc: BaseException) -> str:
-        return redact_text(f"{type(exc).__name__}: {exc}", self._secrets)
-
-    def run(self) -> None:
-        import av  # noqa: PLC0415  # the thread is where FFmpeg lives
-
-        try:
-            container = av.open(
-                self._url,
-                options={
-                    "rtsp_transport": "tcp",
-                    "allowed_media_types": "data",
-                    "timeout": str(int(TICK * 1_000_000)),  # microseconds
-                },
-                timeout=(self._open_timeout, None),
-            )
-        except Exception as exc:  # noqa: BLE001  # every failure is reported, typed, below
-            self._resolve(self.opened, (_classify(exc), self._clean(exc)))
-            self._resolve(self.ended, ("error", self._clean(exc)))
-            return
-        reason, message = "stopped", None
-        try:
-            if not container.streams.data:
-                self._resolve(self.opened, ("no-track", "the stream has no data track"))
-                reason = "error"
-                return
-            stream = container.streams.data[0]
-            self.opened_at = time.monotonic()
-            self._resolve(self.opened, None)
-            reason, message = self._demux(av, container, stream)
-        finally:
-            self.assembler.flush()
-            with contextlib.suppress(Exception):  # closing a dead session may fail; it is over
-                container.close()
-            self._resolve(self.ended, (reason, message))
-
-    def _demux(self, av: Any, container: Any, stream: Any) -> tuple[str, str | None]:
-        stop = self._stop_flag
-        feed, put, handler = self.assembler.feed, self._inbox.put, self._on_document
-        while not stop.is_set():
-            try:
-                for packet in container.demux(stream):
-                    if packet.size:
-                        self.last_packet = time.monotonic()
-                        self.packets += 1
-                        for doc in feed(bytes(packet), packet.pts):
-                            if has_notifications(doc):
-                                put(handler, self, doc)
-                            else:
-                                self.analytics_documents += 1
-                    if stop.is_set():
-                        return "stopped", None
-            except av.error.TimeoutError:
-                continue  # a tick: no data for TICK seconds; look at the stop flag, wait on
-            except RuntimeError:
-                return "stopped", None  # the event loop is gone: we are shutting down
-            except Exception as exc:  # noqa: BLE001  # reported, redacted
-                return "error", self._clean(exc)
-            else:
-                return "closed", None  # demux() ends without an exception when the server hangs up
-        return "stopped", None
-
-
-def _classify(exc: BaseException) -> str:
-    name = type(exc).__name__
-    text = str(exc).lower()
-    if "unauthorized" in name.lower() or "401" in text or "unauthorized" in text:
-        return "auth"
-    if name in ("ExitError", "TimeoutError") or "timed out" in text:
-        return "timeout"
-    return "connect"
-
-
-def _with_credentials(url: str, user: str, password: str) -> str:
-    """The URL FFmpeg needs: credentials percent-encoded into it."""
-    if not user and not password:
-        return url
-    parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RtspInput:
@@ -318,7 +85,6 @@ class RtspInput:
         self._deliver = deliver
         self.stats = stats
         self._now = now
-        self._features = features or []
         self._user = self.cfg.username if self.cfg.username is not None else camera.username
         secret = self.cfg.password if self.cfg.password is not None else camera.password
         self._password = secret.get()
@@ -330,19 +96,27 @@ class RtspInput:
         )
         self.backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max)
         self.connected = asyncio.Event()
-        self.url: str | None = self.cfg.url
-        self.device: DeviceInfo | None = None
+        self.identity = CameraIdentity(
+            camera, features=features or [], log=self._log, timeout=self.cfg.effective_open_timeout
+        )
         self.session_timeout: int | None = None
         self.refresh: float | None = None
         self._sessions: set[RtspSession] = set()
-        self._pending: set[asyncio.Task[None]] = set()
         self._recent: OrderedDict[bytes, float] = OrderedDict()
         self._session_no = 0
         self._closing = False
-        self._identified = False
 
     async def start(self) -> None:
         return None
+
+    @property
+    def url(self) -> str | None:
+        """The stream URL: configured, or found through ONVIF."""
+        return self.identity.url
+
+    @url.setter
+    def url(self, value: str | None) -> None:
+        self.identity.url = value
 
     # ----------------------------------------------------------------- the loop
 
@@ -396,7 +170,7 @@ class RtspInput:
 
     async def _stream(self) -> bool:
         """One connection (renewed while quiet) until it fails: it only ends by raising."""
-        url = await self._resolve_url()
+        url = await self.identity.stream_url()
         info = await describe_stream(
             url, self._user, self._password, timeout=self.cfg.effective_open_timeout
         )
@@ -446,7 +220,7 @@ class RtspInput:
     async def _open(self, url: str) -> RtspSession:
         self._session_no += 1
         session = RtspSession(
-            url=_with_credentials(url, self._user, self._password),
+            url=with_credentials(url, self._user, self._password),
             secrets=self._secrets,
             loop=asyncio.get_running_loop(),
             on_document=self._on_document,
@@ -498,63 +272,6 @@ class RtspInput:
     def _stop_sessions(self) -> None:
         for session in list(self._sessions):
             session.stop()
-
-    # ----------------------------------------------------------------- camera identity
-
-    async def _resolve_url(self) -> str:
-        if self.url is not None:
-            if not self._identified:
-                self._identified = True
-                task = asyncio.create_task(self._identify(), name=f"onvif:{self.camera.name}")
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
-            return self.url
-        info = await query_onvif(
-            self.camera.host,
-            self.camera.http_port,
-            self.camera.username,
-            self.camera.password.get(),
-            timeout=max(5.0, self.cfg.effective_open_timeout),
-        )
-        self._identified = True
-        self._note_device(info.device, info.notes)
-        if info.stream_uri is None:
-            raise ConnectError("the camera's ONVIF service offers no stream URI")
-        self.url = strip_userinfo(info.stream_uri)  # our credentials, not the camera's echo
-        return self.url
-
-    async def _identify(self) -> None:
-        """Model and firmware, once, when the stream URL is configured (best effort)."""
-        try:
-            device = await device_information(
-                self.camera.host,
-                self.camera.http_port,
-                self.camera.username,
-                self.camera.password.get(),
-                timeout=10.0,
-            )
-        except TransportError as exc:
-            self._log.debug("camera model unknown: ONVIF not available", reason=str(exc))
-            return
-        self._note_device(device, ())
-
-    def _note_device(self, device: DeviceInfo | None, notes: tuple[str, ...]) -> None:
-        self.device = device
-        for note in notes:
-            self._log.info(note)
-        if device is None:
-            return
-        self._log.info(
-            "camera identified",
-            manufacturer=device.manufacturer,
-            model=device.model,
-            firmware=device.firmware,
-        )
-        for warning in check_features(device.model, device.firmware, self._features):
-            self._log.warning("feature not supported by this camera", detail=warning)
-        advice = recommendation(device.model, device.firmware)
-        if advice:
-            self._log.info(advice)
 
     # ----------------------------------------------------------------- documents
 
@@ -618,8 +335,7 @@ class RtspInput:
         """Stop the sessions (reads in flight are the intake's to finish)."""
         self._closing = True
         self._stop_sessions()
-        for task in list(self._pending):  # identification, best effort
-            task.cancel()
+        self.identity.close()
         # Session threads only hand documents over; each ends by itself within TICK
         # (closing its container, which sends TEARDOWN). Waiting a moment lets the
         # common case end cleanly without holding up a shutdown.
