@@ -12,6 +12,7 @@ Secrets (camera and receiver passwords) are held in :class:`Secret`, whose
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -352,6 +353,17 @@ def url_password(url: str) -> str | None:
 _T = TypeVar("_T")
 
 
+class _Default:
+    """``DEFAULT`` as a reader's default: the dataclass field's own default (``r.model``),
+    so the parser cannot restate a default that has drifted from the dataclass."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final[Any] = _Default()
+
+
 class _Reader:
     """Walks a TOML table, collecting one problem per bad key instead of stopping at the first."""
 
@@ -360,6 +372,15 @@ class _Reader:
         self.table = table
         self.path = path
         self.used: set[str] = set()
+        self.model: type | None = None  # the dataclass being filled (for DEFAULT)
+
+    def _default(self, name: str, given: Any) -> Any:
+        if given is not DEFAULT:
+            return given
+        assert self.model is not None, f"{self.key(name)}: DEFAULT needs r.model"
+        f = {f.name: f for f in dataclasses.fields(self.model)}[name]
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        return value.get() if isinstance(value, Secret) else value
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -382,14 +403,15 @@ class _Reader:
 
     def string(self, name: str, default: str) -> str:
         value = self._get(name, (str,), "a string")
-        return default if value is None else str(value)
+        return str(self._default(name, default)) if value is None else str(value)
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name, (bool,), "true or false")
-        return default if value is None else bool(value)
+        return bool(self._default(name, default)) if value is None else bool(value)
 
     def integer(self, name: str, default: int, lo: int, hi: int) -> int:
         value = self._get(name, (int,), "an integer")
+        default = int(self._default(name, default))
         if value is None:
             return default
         if not lo <= value <= hi:
@@ -399,6 +421,7 @@ class _Reader:
 
     def number(self, name: str, default: float, lo: float, hi: float) -> float:
         value = self._get(name, (int, float), "a number")
+        default = float(self._default(name, default))
         if value is None:
             return default
         if not lo <= value <= hi:
@@ -434,24 +457,35 @@ def _toml_type(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _parse_listen(r: _Reader, default_host: str, default_port: int) -> tuple[str, int]:
-    listen = r.string("listen", f"{default_host}:{default_port}")
-    host, sep, port_text = listen.rpartition(":")
+def host_port(text: str) -> tuple[str, int] | None:
+    """``"HOST:PORT"`` (``[::1]:1883`` for IPv6) -> (host, port); None when it is not one."""
+    host, sep, port_text = text.strip().rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
-        r.problem("listen", 'must be "HOST:PORT" with a port 1-65535')
-        return default_host, default_port
+        return None
     return host, int(port_text)
+
+
+_HOST_PORT = 'must be "HOST:PORT" with a port 1-65535'
+
+
+def _parse_listen(r: _Reader, default_host: str, default_port: int) -> tuple[str, int]:
+    parsed = host_port(r.string("listen", f"{default_host}:{default_port}"))
+    if parsed is None:
+        r.problem("listen", _HOST_PORT)
+        return default_host, default_port
+    return parsed
 
 
 def _parse_output(r: _Reader | None) -> OutputConfig:
     if r is None:
         return OutputConfig()
+    r.model = OutputConfig
     out = OutputConfig(
         snapshot_dir=Path(r.string("snapshot_dir", "snapshots")),
-        stdout=r.boolean("stdout", True),
-        queue_size=r.integer("queue_size", 10_000, 1, 10_000_000),
-        queue_bytes=r.integer("queue_bytes", 64 * MIB, 1024 * 1024, 64 * 1024 * MIB),
+        stdout=r.boolean("stdout", DEFAULT),
+        queue_size=r.integer("queue_size", DEFAULT, 1, 10_000_000),
+        queue_bytes=r.integer("queue_bytes", DEFAULT, 1024 * 1024, 64 * 1024 * MIB),
     )
     r.finish()
     return out
@@ -460,9 +494,10 @@ def _parse_output(r: _Reader | None) -> OutputConfig:
 def _parse_bus(r: _Reader | None) -> BusConfig:
     if r is None:
         return BusConfig()
+    r.model = BusConfig
     out = BusConfig(
-        dedup_window=r.number("dedup_window", 2.0, 0.0, 3600.0),
-        merge_wait=r.number("merge_wait", 0.5, 0.0, 60.0),
+        dedup_window=r.number("dedup_window", DEFAULT, 0.0, 3600.0),
+        merge_wait=r.number("merge_wait", DEFAULT, 0.0, 60.0),
     )
     r.finish()
     return out
@@ -476,17 +511,18 @@ def _parse_http(r: _Reader | None) -> HttpConfig | None:
     password = r.string("password", "")
     if bool(username) != bool(password):
         r.problem("password" if username else "username", "username and password go together")
+    r.model = HttpConfig
     out = HttpConfig(
         host=host,
         port=port,
         username=username,
         password=Secret(password),
-        max_body=r.integer("max_body", 16 * MIB, 1024, 1024 * MIB),
-        read_timeout=r.number("read_timeout", 30.0, 0.1, 3600.0),
-        max_connections=r.integer("max_connections", 512, 1, 1_000_000),
-        max_connections_per_address=r.integer("max_connections_per_address", 256, 1, 1_000_000),
-        max_reads_per_address=r.integer("max_reads_per_address", 8, 1, 100_000),
-        max_body_memory=r.integer("max_body_memory", 128 * MIB, 1024, 64 * 1024 * MIB),
+        max_body=r.integer("max_body", DEFAULT, 1024, 1024 * MIB),
+        read_timeout=r.number("read_timeout", DEFAULT, 0.1, 3600.0),
+        max_connections=r.integer("max_connections", DEFAULT, 1, 1_000_000),
+        max_connections_per_address=r.integer("max_connections_per_address", DEFAULT, 1, 1_000_000),
+        max_reads_per_address=r.integer("max_reads_per_address", DEFAULT, 1, 100_000),
+        max_body_memory=r.integer("max_body_memory", DEFAULT, 1024, 64 * 1024 * MIB),
     )
     if out.max_body_memory < out.max_body:
         r.problem("max_body_memory", f"must be at least max_body ({out.max_body})")
@@ -510,19 +546,20 @@ def _parse_tcp(r: _Reader) -> TcpConfig:
         register = tuple(x for x in raw if x in REGISTER_FEATURES)
     else:
         r.problem("register", 'must be "all" or a list of feature names')
-    backoff_initial = r.number("backoff_initial", 1.0, 0.01, 3600.0)
-    backoff_max = r.number("backoff_max", 60.0, 0.01, 86_400.0)
+    r.model = TcpConfig
+    backoff_initial = r.number("backoff_initial", DEFAULT, 0.01, 3600.0)
+    backoff_max = r.number("backoff_max", DEFAULT, 0.01, 86_400.0)
     if backoff_max < backoff_initial:
         r.problem("backoff_max", "must not be below backoff_initial")
     out = TcpConfig(
-        port=r.integer("port", 5000, 1, 65535),
+        port=r.integer("port", DEFAULT, 1, 65535),
         register=register,
-        connect_timeout=r.number("connect_timeout", 10.0, 0.1, 600.0),
-        idle_timeout=r.number("idle_timeout", 300.0, 0.1, 86_400.0),
-        max_packet=r.integer("max_packet", 32 * MIB, 1024, 1024 * MIB),
+        connect_timeout=r.number("connect_timeout", DEFAULT, 0.1, 600.0),
+        idle_timeout=r.number("idle_timeout", DEFAULT, 0.1, 86_400.0),
+        max_packet=r.integer("max_packet", DEFAULT, 1024, 1024 * MIB),
         backoff_initial=backoff_initial,
         backoff_max=backoff_max,
-        login_retry=r.number("login_retry", 300.0, 0.01, 86_400.0),
+        login_retry=r.number("login_retry", DEFAULT, 0.01, 86_400.0),
     )
     r.finish()
     return out
@@ -548,26 +585,27 @@ def _parse_rtsp(r: _Reader) -> RtspConfig:
         url, user, password = _split_url_credentials(url)
         if not urlsplit(url).hostname:
             r.problem("url", "has no host")
-    timeout = r.number("timeout", 20.0, 0.5, 3600.0)
-    open_timeout = r.number("open_timeout", 0.0, 0.0, 600.0)
+    r.model = RtspConfig
+    timeout = r.number("timeout", DEFAULT, 0.5, 3600.0)
+    open_timeout = r.number("open_timeout", DEFAULT, 0.0, 600.0)
     if open_timeout >= timeout:
         r.problem("open_timeout", "must be below timeout")
     out = RtspConfig(
         url=url,
         username=user,
         password=Secret(password) if password is not None else None,
-        refresh=r.number("refresh", 0.0, 0.0, 86_400.0),
+        refresh=r.number("refresh", DEFAULT, 0.0, 86_400.0),
         timeout=timeout,
         open_timeout=open_timeout,
-        session_timeout=r.number("session_timeout", 60.0, 1.0, 86_400.0),
-        backoff_initial=r.number("backoff_initial", 1.0, 0.01, 3600.0),
-        backoff_max=r.number("backoff_max", 60.0, 0.01, 86_400.0),
-        auth_retry=r.number("auth_retry", 300.0, 0.01, 86_400.0),
-        max_document=r.integer("max_document", 1 * MIB, 1024, 256 * MIB),
-        pictures=r.boolean("pictures", True),
-        picture_deadline=r.number("picture_deadline", 2.0, 0.05, 600.0),
-        max_picture=r.integer("max_picture", 8 * MIB, 1024, 1024 * MIB),
-        fetch_concurrency=r.integer("fetch_concurrency", 4, 1, 64),
+        session_timeout=r.number("session_timeout", DEFAULT, 1.0, 86_400.0),
+        backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
+        auth_retry=r.number("auth_retry", DEFAULT, 0.01, 86_400.0),
+        max_document=r.integer("max_document", DEFAULT, 1024, 256 * MIB),
+        pictures=r.boolean("pictures", DEFAULT),
+        picture_deadline=r.number("picture_deadline", DEFAULT, 0.05, 600.0),
+        max_picture=r.integer("max_picture", DEFAULT, 1024, 1024 * MIB),
+        fetch_concurrency=r.integer("fetch_concurrency", DEFAULT, 1, 64),
     )
     r.finish()
     return out
@@ -604,11 +642,12 @@ def _parse_camera(r: _Reader) -> CameraConfig | None:
         r.problem("host", "is required")
     tcp = r.sub("tcp")
     rtsp = r.sub("rtsp")
+    r.model = CameraConfig
     cam = CameraConfig(
         name=name,
         host=host,
-        http_port=r.integer("http_port", 80, 1, 65535),
-        username=r.string("username", "admin"),
+        http_port=r.integer("http_port", DEFAULT, 1, 65535),
+        username=r.string("username", DEFAULT),
         password=Secret(r.string("password", "")),
         tcp=_parse_tcp(tcp) if tcp is not None else None,
         rtsp=_parse_rtsp(rtsp) if rtsp is not None else None,
@@ -624,10 +663,11 @@ def _parse_hook(r: _Reader) -> HookConfig:
         r.problem("target", 'is required ("package.module:function")')
     elif not _HOOK_RE.match(target):
         r.problem("target", 'must look like "package.module:function"')
+    r.model = HookConfig
     out = HookConfig(
         target=target,
-        timeout=r.number("timeout", 5.0, 0.01, 3600.0),
-        queue_size=r.integer("queue_size", 1000, 1, 1_000_000),
+        timeout=r.number("timeout", DEFAULT, 0.01, 3600.0),
+        queue_size=r.integer("queue_size", DEFAULT, 1, 1_000_000),
         only_lists=_names(r, "only_lists"),
     )
     r.finish()
@@ -655,12 +695,13 @@ def _parse_list(r: _Reader) -> ListConfig:
     file = r.string("file", "")
     if not plates and not file:
         r.problem("plates", 'give "plates" or "file" (or both)')
+    r.model = ListConfig
     out = ListConfig(
         name=name,
         plates=tuple(plates),
         file=Path(file) if file else None,
-        tolerance=r.integer("tolerance", 0, 0, 3),
-        lookalikes=r.boolean("lookalikes", True),
+        tolerance=r.integer("tolerance", DEFAULT, 0, 3),
+        lookalikes=r.boolean("lookalikes", DEFAULT),
     )
     r.finish()
     return out
@@ -669,10 +710,11 @@ def _parse_list(r: _Reader) -> ListConfig:
 def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
     if r is None:
         return None
-    pictures = r.string("pictures", "path")
+    r.model = MqttConfig
+    pictures = r.string("pictures", DEFAULT)
     if pictures not in ("path", "binary"):
         r.problem("pictures", 'must be "path" or "binary"')
-    prefix = r.string("prefix", "lprmeta").strip("/")
+    prefix = r.string("prefix", DEFAULT).strip("/")
     if not prefix or any(ch in prefix for ch in "#+"):
         r.problem("prefix", "must be a topic without wildcards")
     ca_file = r.string("ca_file", "")
@@ -681,32 +723,33 @@ def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
     spool = r.string("spool", "")
     failover: list[tuple[str, int]] = []
     for i, entry in enumerate(r.array("failover") or []):
-        host, sep, port_text = str(entry).rpartition(":")
-        if not sep or not host or not port_text.isdecimal() or not 1 <= int(port_text) <= 65535:
-            r.problem(f"failover[{i}]", 'must be "HOST:PORT" with a port 1-65535')
-            continue
-        failover.append((host.strip("[]"), int(port_text)))
+        parsed = host_port(str(entry))
+        if parsed is None:
+            r.problem(f"failover[{i}]", _HOST_PORT)
+        else:
+            failover.append(parsed)
     client_id = r.string("client_id", "")
     if any(ch in client_id for ch in "#+/"):
         r.problem("client_id", "is part of a topic: no '/', '#' or '+'")
+    r.model = MqttConfig
     out = MqttConfig(
-        host=r.string("host", "127.0.0.1"),
-        port=r.integer("port", 1883, 1, 65535),
+        host=r.string("host", DEFAULT),
+        port=r.integer("port", DEFAULT, 1, 65535),
         failover=tuple(failover),
-        username=r.string("username", ""),
+        username=r.string("username", DEFAULT),
         password=Secret(r.string("password", "")),
-        tls=r.boolean("tls", False),
+        tls=r.boolean("tls", DEFAULT),
         ca_file=Path(ca_file) if ca_file else None,
         client_id=client_id,
         prefix=prefix,
-        qos=r.integer("qos", 1, 0, 2),
-        retain=r.boolean("retain", False),
+        qos=r.integer("qos", DEFAULT, 0, 2),
+        retain=r.boolean("retain", DEFAULT),
         pictures=pictures,
-        buffer=r.integer("buffer", 10_000, 1, 10_000_000),
+        buffer=r.integer("buffer", DEFAULT, 1, 10_000_000),
         spool=Path(spool) if spool else None,
-        keepalive=r.integer("keepalive", 30, 5, 3600),
-        backoff_initial=r.number("backoff_initial", 1.0, 0.01, 3600.0),
-        backoff_max=r.number("backoff_max", 60.0, 0.01, 86_400.0),
+        keepalive=r.integer("keepalive", DEFAULT, 5, 3600),
+        backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
         only_lists=_names(r, "only_lists"),
     )
     r.finish()
@@ -733,15 +776,16 @@ def _parse_webhook(r: _Reader) -> WebhookConfig:
             "has credentials and headers.Authorization is set too: which one is meant "
             "is ambiguous; keep one",
         )
+    r.model = WebhookConfig
     out = WebhookConfig(
         url=url,
         secret=Secret(r.string("secret", "")),
-        timeout=r.number("timeout", 5.0, 0.1, 600.0),
-        retries=r.integer("retries", 5, 0, 100),
-        backoff_initial=r.number("backoff_initial", 0.5, 0.01, 3600.0),
-        backoff_max=r.number("backoff_max", 30.0, 0.01, 86_400.0),
-        queue_size=r.integer("queue_size", 1000, 1, 1_000_000),
-        pictures=r.boolean("pictures", False),
+        timeout=r.number("timeout", DEFAULT, 0.1, 600.0),
+        retries=r.integer("retries", DEFAULT, 0, 100),
+        backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
+        queue_size=r.integer("queue_size", DEFAULT, 1, 1_000_000),
+        pictures=r.boolean("pictures", DEFAULT),
         headers=headers,
         only_lists=_names(r, "only_lists"),
     )

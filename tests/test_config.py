@@ -278,3 +278,44 @@ def test_http_budgets_are_configurable_and_checked() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"http": {"max_body": 2**20, "max_body_memory": 4096}})
     assert "http.max_body_memory" in str(err.value)
+
+
+def test_an_empty_section_is_exactly_the_dataclass_defaults() -> None:
+    """The parser states no default of its own (DEFAULT reads the dataclass), so the two
+    cannot drift: an empty section parses to the dataclass built with no arguments."""
+    from lprmeta.config import (
+        BusConfig,
+        HttpConfig,
+        MetricsConfig,
+        OutputConfig,
+        RtspConfig,
+        TcpConfig,
+        parse_config,
+    )
+
+    cfg = parse_config(
+        {
+            "output": {},
+            "bus": {},
+            "http": {},
+            "metrics": {},
+            "cameras": [{"name": "c", "host": "127.0.0.1", "tcp": {}, "rtsp": {}}],
+        }
+    )
+    assert cfg.output == OutputConfig()
+    assert cfg.bus == BusConfig()
+    assert cfg.http == HttpConfig()
+    assert cfg.metrics == MetricsConfig()
+    assert cfg.cameras[0].tcp == TcpConfig()
+    assert cfg.cameras[0].rtsp == RtspConfig()
+
+
+def test_host_port_is_parsed_one_way_everywhere() -> None:
+    from lprmeta.config import host_port, parse_config
+
+    assert host_port("127.0.0.1:8092") == ("127.0.0.1", 8092)
+    assert host_port("[::1]:1883") == ("::1", 1883)
+    assert host_port("127.0.0.1") is None and host_port("h:70000") is None
+    with pytest.raises(ConfigError) as err:
+        parse_config({"http": {"listen": "nope"}, "mqtt": {"failover": ["also-nope"]}})
+    assert "http.listen" in str(err.value) and "mqtt.failover[0]" in str(err.value)
