@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from .bus import Bus, Subscription
-from .config import Config
+from .config import CameraConfig, Config
 from .envelope import Read
 from .errors import ConfigError, ConfigProblem, SinkError, UsageError
 from .events import Event
@@ -47,16 +47,17 @@ __all__ = ["Daemon", "Input"]
 
 
 class Input(Protocol):
-    """One source of events. ``start`` binds or prepares (and may raise); ``run`` runs until
-    cancelled and never raises for what a camera does; ``aclose`` finishes in-flight work."""
+    """One source of reads, an async context manager (aiomqtt's lifecycle): entering binds
+    or prepares (and may raise: the daemon does not start); ``run`` runs until cancelled,
+    under the supervisor; leaving finishes the work in flight (an HTTP request, ...)."""
 
     name: str
 
-    async def start(self) -> None: ...
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
     async def run(self) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 def resolve_hooks(config: Config) -> list[tuple[str, Callable[[Event], Any]]]:
@@ -271,9 +272,7 @@ class Daemon:
     # ----------------------------------------------------------------- internals
 
     def _build_inputs(self) -> list[Input]:
-        from .inputs.http import HttpInput  # noqa: PLC0415
-        from .inputs.rtsp import RtspInput  # noqa: PLC0415
-        from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
+        from .inputs.http import HttpInput  # noqa: PLC0415  # inputs import the daemon's parts
 
         intake = self.intake
         inputs: list[Input] = []
@@ -293,27 +292,9 @@ class Daemon:
                 )
             )
         for cam in self.config.cameras:
-            if cam.tcp is not None:
-                inputs.append(
-                    TcpInput(
-                        cam,
-                        deliver=intake.put,
-                        stats=self.stats,
-                        health=self.health,
-                        offload=self.offload,
-                    )
-                )
-            if cam.rtsp is not None:
-                features = list(cam.tcp.register or ()) if cam.tcp is not None else []
-                inputs.append(
-                    RtspInput(
-                        cam,
-                        deliver=intake.put,
-                        stats=self.stats,
-                        features=features,
-                        health=self.health,
-                    )
-                )
+            inputs += camera_inputs(
+                cam, intake=intake, stats=self.stats, health=self.health, offload=self.offload
+            )
         return inputs
 
     async def _main(self, sinks: list[tuple[Sink, Subscription]]) -> None:
@@ -330,7 +311,8 @@ class Daemon:
         previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._loop_exception)
         try:
-            async with asyncio.TaskGroup() as tg:
+            # Inputs' contexts outlive the TaskGroup: on the way out, their tasks end first.
+            async with contextlib.AsyncExitStack() as opened, asyncio.TaskGroup() as tg:
 
                 def part(name: str, kind: str, body: Any, camera: str = "*") -> asyncio.Task[None]:
                     p = sup.add(name, kind, camera)
@@ -344,7 +326,7 @@ class Daemon:
                     if self._metrics is not None:
                         await self._metrics.start()
                     for inp in self._inputs:
-                        await inp.start()
+                        await opened.enter_async_context(inp)
                 except BaseException:
                     self.bus.close()
                     raise
@@ -369,7 +351,7 @@ class Daemon:
                     _, stuck = await asyncio.wait(input_tasks, timeout=self.shutdown_timeout / 3)
                     for task in stuck:
                         self._log.error("input did not stop when asked", input=task.get_name())
-                await self._close_inputs(deadline)
+                await self._close_inputs(opened, deadline)
                 # Reads in flight (pictures being fetched or saved) reach the bus first.
                 await self.intake.aclose(
                     timeout=max(0.1, min(2.0, deadline - time.monotonic() - 1.5))
@@ -408,18 +390,15 @@ class Daemon:
             step=1000,
         )
 
-    async def _close_inputs(self, deadline: float) -> None:
-        closers = [asyncio.create_task(inp.aclose()) for inp in self._inputs]
-        if not closers:
-            return
-        _, pending = await asyncio.wait(
-            closers, timeout=max(0.1, deadline - time.monotonic() - 1.0)
-        )
-        for task in pending:
-            task.cancel()
-        for task in closers:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                self._log.error("input failed to close", error=task.exception())
+    async def _close_inputs(self, opened: contextlib.AsyncExitStack, deadline: float) -> None:
+        """Leave every input's context (their work in flight finishes), within the budget."""
+        try:
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic() - 1.0)):
+                await opened.aclose()
+        except TimeoutError:
+            self._log.error("inputs did not finish their work in flight in time")
+        except Exception as exc:  # noqa: BLE001  # closing one must not stop the shutdown
+            self._log.error("input failed to close", error=f"{type(exc).__name__}: {exc}")
 
     async def _run_sink(self, sink: Sink, sub: Subscription) -> None:
         """One run of a sink over its subscription. What it raises goes to the supervisor,
@@ -447,6 +426,30 @@ class Daemon:
             if snap != last:
                 self._log.info("counters", counters=snap)
                 last = snap
+
+
+def camera_inputs(
+    cam: CameraConfig,
+    *,
+    intake: Intake,
+    stats: Stats,
+    health: Health | None = None,
+    offload: Offload | None = None,
+) -> list[Input]:
+    """The inputs that connect to one camera (TCP, RTSP), handing their reads to
+    ``intake``: how ``run`` builds them, and ``probe`` too."""
+    from .inputs.rtsp import RtspInput  # noqa: PLC0415
+    from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
+
+    out: list[Input] = []
+    if cam.tcp is not None:
+        out.append(TcpInput(cam, deliver=intake.put, stats=stats, health=health, offload=offload))
+    if cam.rtsp is not None:
+        features = list(cam.tcp.register or ()) if cam.tcp is not None else []
+        out.append(
+            RtspInput(cam, deliver=intake.put, stats=stats, features=features, health=health)
+        )
+    return out
 
 
 def _bind(fn: Any, *args: Any) -> Any:

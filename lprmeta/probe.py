@@ -22,6 +22,7 @@ from typing import Any
 
 from .bus import Bus
 from .config import CameraConfig, Config
+from .daemon import Input, camera_inputs
 from .errors import LprmetaError, SnapshotError, TransportError
 from .events import Event
 from .firmware import check_features, recommendation
@@ -65,7 +66,7 @@ async def probe_camera(
 async def _tcp(cam: CameraConfig, timeout: float) -> Check:
     if cam.tcp is None:
         return Check("tcp", None, "not configured ([cameras.tcp] absent)")
-    tcp = TcpInput(cam, deliver=lambda _e: None, stats=Stats())
+    (tcp,) = (i for i in _pipeline(cam)[2] if isinstance(i, TcpInput))
     where = {"host": cam.host, "port": cam.tcp.port}
     try:
         async with asyncio.timeout(timeout):
@@ -166,29 +167,37 @@ async def _pictures(
 
 async def _watch(cam: CameraConfig, url: str, wait: float) -> Event | None:
     """Run the RTSP input for up to ``wait`` seconds; the first plate event, if any."""
+    async with PictureFetcher() as fetcher:
+        bus, intake, inputs = _pipeline(cam, fetcher)
+        got = bus.subscribe("probe")
+        (rtsp,) = (i for i in inputs if isinstance(i, RtspInput))
+        rtsp.url = url
+        async with rtsp:
+            task = asyncio.create_task(rtsp.run())
+            try:
+                async with asyncio.timeout(wait):
+                    while (event := await got.get()) is not None:
+                        if event.plate or event.images:
+                            return event
+            except TimeoutError:
+                pass
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, LprmetaError):
+                    await task
+                await intake.aclose(timeout=0.5)
+    return None
+
+
+def _pipeline(
+    cam: CameraConfig, fetcher: PictureFetcher | None = None
+) -> tuple[Bus, Intake, list[Input]]:
+    """The daemon's own intake (without a store: pictures are fetched and hashed, not
+    saved) and the camera's inputs, built as ``run`` builds them."""
     stats = Stats()
     bus = Bus(dedup_window=0, stats=stats)
-    got = bus.subscribe("probe")
-    async with PictureFetcher() as fetcher:
-        # The daemon's own intake, without a store: pictures are fetched and hashed, not saved.
-        intake = Intake(bus=bus, stats=stats, cameras=[cam], fetcher=fetcher)
-        rtsp = RtspInput(cam, deliver=intake.put, stats=stats)
-        rtsp.url = url
-        task = asyncio.create_task(rtsp.run())
-        try:
-            async with asyncio.timeout(wait):
-                while True:
-                    event = await got.get()
-                    if event is not None and (event.plate or event.images):
-                        return event
-        except TimeoutError:
-            return None
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LprmetaError):
-                await task
-            await rtsp.aclose()
-            await intake.aclose(timeout=0.5)
+    intake = Intake(bus=bus, stats=stats, cameras=[cam], fetcher=fetcher)
+    return bus, intake, camera_inputs(cam, intake=intake, stats=stats)
 
 
 def _picture_check(event: Event) -> Check:

@@ -269,7 +269,8 @@ class HttpInput:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> HttpInput:
+        """Listen (raises ListenError when the port is taken: the daemon does not start)."""
         app = web.Application(client_max_size=self.cfg.max_body)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # aiohttp closes a connection that has not delivered a whole request within its
@@ -313,6 +314,7 @@ class HttpInput:
             auth=bool(self.cfg.username),
             max_connections=self.max_connections,
         )
+        return self
 
     async def run(self) -> None:
         # The server runs on its own; this watches the connection cap's episodes, so a
@@ -338,7 +340,7 @@ class HttpInput:
                 reason=why,
             )
 
-    async def aclose(self) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         """Stop accepting, let requests in flight finish (their events reach the bus)."""
         if self._runner is None:
             return

@@ -106,8 +106,8 @@ class RtspInput:
         self._session_no = 0
         self._closing = False
 
-    async def start(self) -> None:
-        return None
+    async def __aenter__(self) -> RtspInput:
+        return self  # sessions are opened by run(), under the supervisor
 
     @property
     def url(self) -> str | None:
@@ -331,7 +331,7 @@ class RtspInput:
 
     # ----------------------------------------------------------------- shutdown
 
-    async def aclose(self) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         """Stop the sessions (reads in flight are the intake's to finish)."""
         self._closing = True
         self._stop_sessions()

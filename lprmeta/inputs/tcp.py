@@ -110,11 +110,11 @@ class TcpInput:
         self.connected = asyncio.Event()
         self.sessions = 0
 
-    async def start(self) -> None:
-        return None
+    async def __aenter__(self) -> TcpInput:
+        return self  # the connection is run()'s own: nothing is opened before it
 
-    async def aclose(self) -> None:
-        return None
+    async def __aexit__(self, *exc: object) -> None:
+        return None  # nor finished after: a packet is handed over whole or not at all
 
     # ---------------------------------------------------------------- the loop
 
