@@ -26,7 +26,7 @@ import json
 import math
 import struct
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -495,35 +495,27 @@ def decode_packet(
         return decode_recognition(packet.data, camera=camera, received=received)
     kind = JSON_POSTS.get(packet.command)
     cut: list[str] = parsed[1] if parsed is not None else []
+    details: dict[str, Any] = {} if kind else {"command": f"0x{packet.command:04X}"}
+    try:
+        body = parsed[0] if parsed is not None else lenient_json(packet.data)
+    except PayloadError:
+        if kind is not None:
+            raise  # a JSON post that is not JSON: a typed error, counted by the input
+        body = {"data_hex": packet.data[:1024].hex(), "data_length": len(packet.data)}
     if kind is not None:
-        body = expect_object(
-            parsed[0] if parsed is not None else lenient_json(packet.data), packet.name
-        )
+        body = expect_object(body, packet.name)
+    if isinstance(body, dict):
+        # The guide's JSON posts, and an unknown command that carries JSON (kept whole).
         return normalize_json(
             body,
             camera=camera,
             source=Source.TCP,
             received=received,
-            kind=kind,
+            kind=kind or Kind.EVENT,
             max_picture=max_picture,
             problems=cut,
+            details=details,
         )
-    details: dict[str, Any] = {"command": f"0x{packet.command:04X}"}
-    try:
-        body = parsed[0] if parsed is not None else lenient_json(packet.data)
-    except PayloadError:
-        body = {"data_hex": packet.data[:1024].hex(), "data_length": len(packet.data)}
-    if isinstance(body, dict):
-        read = normalize_json(
-            body,
-            camera=camera,
-            source=Source.TCP,
-            received=received,
-            kind=Kind.EVENT,
-            max_picture=max_picture,
-            problems=cut,
-        )
-        return replace(read, event=replace(read.event, details={**read.event.details, **details}))
     raw, dropped, weight = weighed_raw({"data": body})
     problems = [*cut, dropped] if dropped else cut
     if problems:
