@@ -31,6 +31,7 @@ import hmac
 import random
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from ..bus import Subscription
 from ..config import WebhookConfig
 from ..events import Event
 from ..log import get_logger, log_counted
+from ..retry import Backoff
 from ..stats import Stats
 from .jsonl import encode_line
 
@@ -54,8 +56,18 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class WebhookSink:
-    def __init__(self, cfg: WebhookConfig, *, index: int, stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        cfg: WebhookConfig,
+        *,
+        index: int,
+        stats: Stats | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[float, float], float] = random.uniform,
+    ) -> None:
         self.cfg = cfg
+        self._sleep = sleep
+        self._rng = rng
         self.name = f"webhook{index}:{urlsplit(cfg.url).hostname}"
         self.stats = stats if stats is not None else Stats()
         self._log = get_logger("lprmeta.sinks.webhook", sink=self.name)
@@ -124,13 +136,14 @@ class WebhookSink:
             body, content_type = await asyncio.to_thread(self._body, event)
         else:
             body, content_type = self._body(event)
-        delay = self.cfg.backoff_initial
+        backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max, rng=self._rng)
+        wait = 0.0  # before the next attempt: the backoff's, or what Retry-After asked
         reason = ""
         for attempt in range(self.cfg.retries + 1):
             if attempt:
                 self.stats.inc(f"webhook_retries:{self.name}", event.camera)
-                await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311  # jitter
-                delay = min(delay * 2, self.cfg.backoff_max)
+                await self._sleep(max(wait, backoff.next()))
+                wait = 0.0
             headers = self._headers(event, body, content_type)
             try:
                 async with session.post(
@@ -144,8 +157,8 @@ class WebhookSink:
                     if resp.status < 500 and resp.status not in _TRANSIENT:
                         break  # the receiver said no: retrying would not change its mind
                     retry_after = resp.headers.get("Retry-After", "")
-                    if retry_after.isdecimal():
-                        delay = min(max(delay, float(retry_after)), self.cfg.backoff_max)
+                    if retry_after.isdecimal():  # honoured, up to backoff_max
+                        wait = min(float(retry_after), self.cfg.backoff_max)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         n = self.stats.inc(f"webhook_failed:{self.name}", event.camera)
