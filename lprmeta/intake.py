@@ -43,6 +43,10 @@ from .storage import ImageStore
 __all__ = ["KEPT_PICTURES", "CameraPictures", "Intake"]
 
 KEPT_PICTURES = 10  # "Only 10 latest images are available for download"
+# Reads of one camera waiting for its pictures to be saved; past this (a disk that has
+# stalled for that camera) a read's pictures are marked missing and the read goes out,
+# so memory stays bounded and the camera's lines keep coming.
+MAX_WAITING_PER_CAMERA = 64
 
 
 class CameraPictures:
@@ -151,6 +155,10 @@ class Intake:
         self._cameras = {c.name: c for c in cameras}
         self._pictures: dict[str, CameraPictures] = {}
         self._pool = ThreadPoolExecutor(save_workers, thread_name_prefix="lprmeta-save")
+        # One save at a time per camera: a camera whose disk stalls holds one worker, never
+        # the pool (its reads go out in order anyway); the others keep theirs.
+        self._saving: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}
         self._tails: dict[str, asyncio.Future[Event]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._problem_cameras: set[str] = set()
@@ -213,9 +221,7 @@ class Intake:
                     images += missing
                 unfetched = ()
             if unsaved:
-                loop = asyncio.get_running_loop()
-                refs = await loop.run_in_executor(self._pool, self._save_all, event, unsaved)
-                images += self._count_saved(event.camera, refs)
+                images += await self._save_in_turn(event, unsaved)
                 unsaved = []
             if tail is not None:
                 await asyncio.shield(tail)  # the camera's read before this one goes out first
@@ -239,6 +245,35 @@ class Intake:
             done.set_result(published)
         if self._tails.get(event.camera) is done:
             del self._tails[event.camera]
+
+    async def _save_in_turn(self, event: Event, pictures: list[Picture]) -> list[ImageRef]:
+        """Save in a worker thread, one save at a time per camera, at most
+        MAX_WAITING_PER_CAMERA reads of a camera waiting."""
+        camera = event.camera
+        waiting = self._waiting.get(camera, 0)
+        if waiting >= MAX_WAITING_PER_CAMERA:
+            n = self.stats.inc("pictures_unsaved", camera, len(pictures))
+            reason = f"not saved: {waiting} reads of this camera still wait for the disk"
+            log_counted(
+                self._log,
+                n,
+                "error",
+                "picture saves far behind; pictures dropped",
+                camera=camera,
+                waiting=waiting,
+                unsaved=n,
+                added=len(pictures),
+            )
+            return _missing(_roles(pictures), reason)
+        self._waiting[camera] = waiting + 1
+        lock = self._saving.setdefault(camera, asyncio.Lock())
+        try:
+            async with lock:
+                loop = asyncio.get_running_loop()
+                refs = await loop.run_in_executor(self._pool, self._save_all, event, pictures)
+        finally:
+            self._waiting[camera] -= 1
+        return self._count_saved(camera, refs)
 
     def _save_all(self, event: Event, pictures: list[Picture]) -> list[ImageRef]:
         """In a worker thread: write (or, without a store, only hash) each picture."""

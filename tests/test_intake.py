@@ -113,3 +113,31 @@ async def test_without_a_store_pictures_are_hashed_not_saved(tmp_path: Path) -> 
     assert img.path is None and img.bytes == len(JPEG) and img.sha256 and img.missing is None
     assert not list(tmp_path.iterdir())
     await intake.aclose()
+
+
+async def test_a_stalled_camera_holds_one_worker_and_a_bounded_backlog(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    """Many reads of a camera whose disk stalls: its saves wait their turn (one worker),
+    past the cap its pictures are marked missing and its reads still go out, in order;
+    another camera's saves are not queued behind it."""
+    import lprmeta.intake as intake_mod
+
+    monkeypatch.setattr(intake_mod, "MAX_WAITING_PER_CAMERA", 3)  # type: ignore[attr-defined]
+    bus = Bus(dedup_window=0)
+    sub = bus.subscribe("out")
+    store = SlowDisk(tmp_path / "s", "slow", delay=5.0)
+    intake = Intake(bus=bus, stats=Stats(), store=store, save_workers=2)
+    for i in range(6):
+        intake.put(read("slow", f"S{i}", pictures=1))
+    await asyncio.sleep(0.05)
+    intake.put(read("fast", "F1", pictures=1))  # one worker is still free for it
+    first = await asyncio.wait_for(sub.get(), 1.0)
+    assert first is not None and first.plate == "F1"
+    store.release.set()
+    slow = [await asyncio.wait_for(sub.get(), 5) for _ in range(6)]
+    assert [e.plate for e in slow if e is not None] == [f"S{i}" for i in range(6)]
+    missing = [e.images[0].missing for e in slow if e is not None]
+    assert missing[:3] == [None, None, None]
+    assert all(m and "still wait for the disk" in m for m in missing[3:])
+    await intake.aclose()
