@@ -228,7 +228,12 @@ class Daemon:
         await asyncio.wait({started, self._runner}, return_when=asyncio.FIRST_COMPLETED)
         if self._runner.done():
             started.cancel()
-            self._runner.result()  # raises what stopped start-up
+            try:
+                self._runner.result()
+            except BaseExceptionGroup as group:  # the TaskGroup's: say what stopped start-up
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             raise UsageError("the daemon stopped during start-up")
         return self
 
@@ -241,20 +246,25 @@ class Daemon:
         """Run until :meth:`stop`, or until the whole cannot go on (a fatal sink error, a
         failure of the composition itself). Returns the process exit code: non-zero in
         the second case, within seconds, so that a service manager restarts it."""
+        # Start-up problems propagate as they are: a bad configuration is exit 2 (not
+        # restarted by systemd), a port in use a clear "cannot start".
+        await self.__aenter__()
+        assert self._runner is not None
+        self._log.info(
+            "lprmeta running",
+            cameras=[c.name for c in self.config.cameras],
+            inputs=[i.name for i in self._inputs],
+        )
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({stopping, self._runner}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if self._systemd:
+                sd_notify("STOPPING=1")
         failures: tuple[BaseException, ...] = ()
         try:
-            async with self:
-                self._log.info(
-                    "lprmeta running",
-                    cameras=[c.name for c in self.config.cameras],
-                    inputs=[i.name for i in self._inputs],
-                )
-                assert self._runner is not None
-                stopping = asyncio.create_task(self._stop.wait())
-                await asyncio.wait({stopping, self._runner}, return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                if self._systemd:
-                    sd_notify("STOPPING=1")
+            await self.__aexit__(None, None, None)
         except* Exception as group:  # noqa: BLE001  # whatever ended the whole: exit non-zero
             failures = group.exceptions
         for exc in failures:

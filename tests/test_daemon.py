@@ -224,3 +224,29 @@ def test_version() -> None:
         env={**os.environ},
     )
     assert proc.stdout.startswith("lprmeta ")
+
+
+async def test_start_up_problems_keep_their_exit_codes(tmp_path: Path) -> None:
+    """A bad configuration found at start-up is exit 2 (systemd does not restart it); a port
+    that is taken is exit 1 with the reason: neither is swallowed by the 'cannot go on'
+    path, which is for failures after the daemon has started."""
+    import socket
+
+    from .conftest import lprmeta
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[output]\nsnapshot_dir = "{tmp_path}"\n[[hooks]]\ntarget = "no_such_x:f"\n')
+    proc = await lprmeta("run", "--config", str(bad), cwd=tmp_path)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2 and b"hooks[0].target" in err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = tmp_path / "busy.toml"
+        busy.write_text(
+            f'[output]\nsnapshot_dir = "{tmp_path}"\n[http]\nlisten = "127.0.0.1:{port}"\n'
+        )
+        proc = await lprmeta("run", "--config", str(busy), cwd=tmp_path)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1 and b"cannot listen" in err and b"Traceback" not in err
