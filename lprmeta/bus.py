@@ -40,6 +40,9 @@ _END: Any = object()
 # hold every hostile 8 MiB push): 64 MiB by default, [output] queue_bytes.
 DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
 _MIN_WEIGHT = 1024
+# Plates remembered for deduplication, at most (a camera sending 10^5 distinct plates a
+# second must not grow it without bound; real sites see a few per second).
+MAX_RECENT = 100_000
 
 
 class Subscription:
@@ -233,6 +236,8 @@ class Bus:
     def _remember(self, key: tuple[str, str], now: float) -> None:
         self._recent[key] = now + self.dedup_window
         self._recent.move_to_end(key)
+        if len(self._recent) > MAX_RECENT:  # a flood of distinct plates: forget the oldest
+            self._recent.popitem(last=False)
 
     def _expire(self, now: float) -> None:
         # Entries are kept in order of their deadline (every update moves to the end).

@@ -161,3 +161,15 @@ async def test_one_event_over_the_budget_still_fits_an_empty_queue() -> None:
     sub = bus.subscribe("s")
     bus.publish(plate("BIG"), weight=5 * 2**20)
     assert [e.plate for e in drain(sub)] == ["BIG"]
+
+
+async def test_dedup_memory_is_bounded(monkeypatch: object) -> None:
+    import lprmeta.bus as bus_mod
+
+    monkeypatch.setattr(bus_mod, "MAX_RECENT", 100)  # type: ignore[attr-defined]
+    bus = Bus(dedup_window=60)
+    sub = bus.subscribe("s", maxsize=10_000)
+    for i in range(1000):
+        bus.publish(plate(f"D{i}"))
+    assert len(bus._recent) == 100
+    assert sub.qsize() == 1000  # every distinct plate went out

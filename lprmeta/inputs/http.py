@@ -63,6 +63,7 @@ from ..vocabulary import expect_object
 
 __all__ = ["HttpInput"]
 
+MAX_UNKNOWN_SENDERS = 256  # unconfigured senders labelled each by address; then "http-other"
 _JSON_TYPES = {"application/json", "text/json", "text/plain", "application/octet-stream", ""}
 _FORM = "application/x-www-form-urlencoded"
 
@@ -410,6 +411,10 @@ class HttpInput:
             cam = self._by_name[body_device.casefold()]
             return cam.name, cam
         label = f"http-{safe_part(peer or 'unknown', limit=48)}"
+        if label not in self._unknown_logged and len(self._unknown_logged) >= MAX_UNKNOWN_SENDERS:
+            # Each label is a camera in health and counters: from many addresses (the whole
+            # 127/8 is one machine), one shared label, so they stay bounded.
+            return "http-other", None
         if label not in self._unknown_logged:
             self._unknown_logged.add(label)
             self._log.warning(

@@ -508,3 +508,25 @@ async def test_rtsp_overlap_cache_keeps_digests_not_documents(tmp_path: Path) ->
             assert events.daemon.stats.get("overlap_duplicates", "big") == 1
     finally:
         await server.close()
+
+
+async def test_many_unknown_sender_addresses_share_one_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each unconfigured sender gets a camera label (health, counters); from thousands of
+    addresses (the whole 127/8 is this machine) they share one after the first few."""
+    import lprmeta.inputs.http as http_mod
+
+    monkeypatch.setattr(http_mod, "MAX_UNKNOWN_SENDERS", 3)
+    http, port = http_daemon(tmp_path)
+    async with running(make_config(tmp_path, http=http, cameras=[])) as events:
+        for i in range(6):
+            conn = aiohttp.TCPConnector(local_addr=(f"127.0.9.{i + 1}", 0), force_close=True)
+            async with (
+                aiohttp.ClientSession(connector=conn) as s,
+                s.post(f"http://127.0.0.1:{port}/api/x", json={"Plate": f"U{i}"}) as r,
+            ):
+                assert r.status == 200
+        cams = [(await events.wait_for(lambda e, i=i: e.plate == f"U{i}")).camera for i in range(6)]
+        assert cams[:3] == ["http-127091", "http-127092", "http-127093"]
+        assert cams[3:] == ["http-other"] * 3
