@@ -1,11 +1,17 @@
-"""The composition root: config -> bus, sinks, inputs, all in one TaskGroup.
+"""The composition root: config -> intake, bus, sinks, inputs, all in one TaskGroup.
 
-Owns the lifecycle and nothing else; each input owns its own reconnects, each
-sink its own failures. Shutdown order is what makes "nothing accepted is lost"
-true: (1) inputs stop accepting and finish what they hold (an HTTP request in
-flight, a picture being fetched), (2) the bus releases held events and ends
-every subscription after what is queued, (3) sinks drain, within the shutdown
-budget (5 s by default, what SIGTERM promises).
+The only place that wires the parts together; owns their lifecycle and nothing
+else. Inputs hand reads to the intake (:mod:`lprmeta.intake`), which puts events
+on the bus; each input and sink reconnects itself (:mod:`lprmeta.retry`), and
+every input, sink and background task runs under the supervisor
+(:mod:`lprmeta.supervisor`), which contains what they did not expect. If the
+whole cannot go on, :meth:`Daemon.run` returns 1 within seconds.
+
+Shutdown order is what makes "nothing accepted is lost" true: (1) inputs stop
+accepting and finish what they hold (an HTTP request in flight), (2) the intake
+finishes the reads in flight (pictures being fetched or saved), (3) the bus
+releases held events and ends every subscription after what is queued, (4)
+sinks drain, within the shutdown budget (5 s by default, what SIGTERM promises).
 
 Library use::
 

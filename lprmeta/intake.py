@@ -43,10 +43,11 @@ from .storage import ImageStore
 __all__ = ["KEPT_PICTURES", "CameraPictures", "Intake"]
 
 KEPT_PICTURES = 10  # "Only 10 latest images are available for download"
-# Reads of one camera waiting for its pictures to be saved; past this (a disk that has
-# stalled for that camera) a read's pictures are marked missing and the read goes out,
-# so memory stays bounded and the camera's lines keep coming.
-MAX_WAITING_PER_CAMERA = 64
+# Bytes of one camera's pictures waiting to be saved; past this (a disk that has stalled
+# for that camera) a read's pictures are marked missing and the read goes out, so memory
+# stays bounded and the camera's lines keep coming. A burst is not a stall: 120 uploads
+# of 100 KB at once are 12 MB.
+MAX_WAITING_BYTES_PER_CAMERA = 64 * 1024 * 1024
 
 
 class CameraPictures:
@@ -158,7 +159,7 @@ class Intake:
         # One save at a time per camera: a camera whose disk stalls holds one worker, never
         # the pool (its reads go out in order anyway); the others keep theirs.
         self._saving: dict[str, asyncio.Lock] = {}
-        self._waiting: dict[str, int] = {}
+        self._waiting: dict[str, int] = {}  # bytes of pictures waiting, per camera
         self._tails: dict[str, asyncio.Future[Event]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._problem_cameras: set[str] = set()
@@ -248,12 +249,13 @@ class Intake:
 
     async def _save_in_turn(self, event: Event, pictures: list[Picture]) -> list[ImageRef]:
         """Save in a worker thread, one save at a time per camera, at most
-        MAX_WAITING_PER_CAMERA reads of a camera waiting."""
+        MAX_WAITING_BYTES_PER_CAMERA of a camera's pictures waiting."""
         camera = event.camera
+        size = sum(len(p.data) for p in pictures)
         waiting = self._waiting.get(camera, 0)
-        if waiting >= MAX_WAITING_PER_CAMERA:
+        if waiting and waiting + size > MAX_WAITING_BYTES_PER_CAMERA:
             n = self.stats.inc("pictures_unsaved", camera, len(pictures))
-            reason = f"not saved: {waiting} reads of this camera still wait for the disk"
+            reason = f"not saved: {waiting} bytes of this camera's pictures still wait for the disk"
             log_counted(
                 self._log,
                 n,
@@ -265,14 +267,14 @@ class Intake:
                 added=len(pictures),
             )
             return _missing(_roles(pictures), reason)
-        self._waiting[camera] = waiting + 1
+        self._waiting[camera] = waiting + size
         lock = self._saving.setdefault(camera, asyncio.Lock())
         try:
             async with lock:
                 loop = asyncio.get_running_loop()
                 refs = await loop.run_in_executor(self._pool, self._save_all, event, pictures)
         finally:
-            self._waiting[camera] -= 1
+            self._waiting[camera] -= size
         return self._count_saved(camera, refs)
 
     def _save_all(self, event: Event, pictures: list[Picture]) -> list[ImageRef]:

@@ -123,7 +123,8 @@ async def test_a_stalled_camera_holds_one_worker_and_a_bounded_backlog(
     another camera's saves are not queued behind it."""
     import lprmeta.intake as intake_mod
 
-    monkeypatch.setattr(intake_mod, "MAX_WAITING_PER_CAMERA", 3)  # type: ignore[attr-defined]
+    limit = 3 * len(JPEG)  # three reads' pictures may wait
+    monkeypatch.setattr(intake_mod, "MAX_WAITING_BYTES_PER_CAMERA", limit)  # type: ignore[attr-defined]
     bus = Bus(dedup_window=0)
     sub = bus.subscribe("out")
     store = SlowDisk(tmp_path / "s", "slow", delay=5.0)
