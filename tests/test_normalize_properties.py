@@ -83,7 +83,7 @@ VALUES = st.one_of(
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
 
-PROPERTIES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _valid_line(event: Event) -> dict[str, Any]:

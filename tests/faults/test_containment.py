@@ -462,7 +462,7 @@ async def test_stalled_stdout_reader_holds_a_bounded_queue(tmp_path: Path) -> No
         output={"snapshot_dir": str(tmp_path / "s"), "queue_bytes": 2**20},
         cameras=[{"name": "httpwit", "host": "127.0.0.9"}],
     )
-    notes = {f"note{k}": "x" * 2**20 for k in range(10)}  # ~160 KiB of raw each, once cut
+    notes = {f"note{k}": "x" * 2**16 for k in range(10)}  # ~160 KiB of raw each, once cut
     try:
         async with Daemon(config, stdout=out) as d:
             other = d.bus.subscribe("other", max_bytes=64 * 2**20)  # a sink with room
