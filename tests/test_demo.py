@@ -13,7 +13,7 @@ from .conftest import check_line
 
 def test_demo_prints_events_from_all_three_transports(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "lprmeta", "demo", "--duration", "9", "--interval", "0.5"],
+        [sys.executable, "-m", "lprmeta", "demo", "--duration", "4", "--interval", "0.5"],
         cwd=tmp_path,
         capture_output=True,
         timeout=90,

@@ -38,6 +38,10 @@ async def test_ffprobe_sees_video_and_metadata(server: RtspCameraServer) -> None
         "ffprobe",
         "-v",
         "error",
+        # 1 s to look (default 5 s): the video's size is in its first frames, and the
+        # metadata track is in the SDP; it carries nothing until a plate passes.
+        "-analyzeduration",
+        "1000000",
         "-rtsp_transport",
         "tcp",
         "-show_streams",
@@ -92,6 +96,10 @@ async def test_wrong_password_is_refused(server: RtspCameraServer) -> None:
         "ffprobe",
         "-v",
         "error",
+        # 1 s to look (default 5 s): the video's size is in its first frames, and the
+        # metadata track is in the SDP; it carries nothing until a plate passes.
+        "-analyzeduration",
+        "1000000",
         "-rtsp_transport",
         "tcp",
         server.url_with_credentials(password="nope"),
