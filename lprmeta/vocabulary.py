@@ -117,6 +117,19 @@ ALIASES: dict[str, dict[str, str]] = {
         "leaving": "out",
         "entry": "in",
         "exit": "out",
+        # Other vendors' and eras' words (issue 16): ONVIF's Approaching/Leaving, Axis's
+        # Leave, entering/leaving, inbound/outbound. Reading chosen for forward/reverse:
+        # forward is the lane's own direction (in), reverse against it (out).
+        "leave": "out",
+        "entering": "in",
+        "enter": "in",
+        "inbound": "in",
+        "outbound": "out",
+        "incoming": "in",
+        "outgoing": "out",
+        "forward": "in",
+        "reverse": "out",
+        "towards": "in",
     },
     "ListType": {
         "blacklist": "black",
@@ -147,6 +160,7 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "plateno",
         "platenumber",
         "carnumber",
+        "licenseplateinfoplatenumber",  # ONVIF Profile M: ElementItem LicensePlateInfo
     ),
     "time_msec": ("timemsec",),
     "time": ("time", "datetime", "timestamp", "recognitiontime"),
@@ -157,8 +171,18 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "roi": ("detectionregion", "roi", "roiid"),
     # `region` is the plate's country/region in LPR posts ("NLD") but the ROI
     # number in parking posts (1); a number is taken as the ROI.
-    "region": ("region", "country", "countryregion"),
-    "confidence": ("confidence",),
+    "region": (
+        "region",
+        "country",
+        "countryregion",
+        "countrycode",
+        "licenseplateinfocountrycode",  # ONVIF Profile M (metadatastream.xsd)
+    ),
+    "confidence": (
+        "confidence",
+        "licenseplateinfoplatenumberlikelihood",  # Profile M: the plate's own likelihood
+        "likelihood",  # Profile M events' SimpleItem
+    ),
     "plate_color": ("platecolor", "platecolour"),
     "vehicle_type": ("vehicletype",),
     "vehicle_color": ("vehiclecolor", "vehiclecolour"),

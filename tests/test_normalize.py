@@ -48,6 +48,18 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     ("direction Away is out", {"Plate": "A", "Direction": "Away"}, {"direction": Direction.OUT}),
     ("direction code 1", {"Plate": "A", "Direction": 1}, {"direction": Direction.IN}),
+    ("direction Leave", {"Plate": "A", "Direction": "Leave"}, {"direction": Direction.OUT}),
+    ("direction Leaving", {"Plate": "A", "Direction": "Leaving"}, {"direction": Direction.OUT}),
+    ("direction entering", {"Plate": "A", "Direction": "entering"}, {"direction": Direction.IN}),
+    ("direction inbound", {"Plate": "A", "Direction": "inbound"}, {"direction": Direction.IN}),
+    ("direction outbound", {"Plate": "A", "Direction": "Outbound"}, {"direction": Direction.OUT}),
+    ("direction forward", {"Plate": "A", "Direction": "forward"}, {"direction": Direction.IN}),
+    ("direction reverse", {"Plate": "A", "Direction": "reverse"}, {"direction": Direction.OUT}),
+    (
+        "direction Approaching",
+        {"Plate": "A", "Direction": "Approaching"},
+        {"direction": Direction.IN},
+    ),
     (
         "direction unknown word",
         {"Plate": "A", "Direction": "sideways"},

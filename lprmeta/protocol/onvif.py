@@ -48,10 +48,9 @@ from lxml import etree
 
 from ..envelope import Read
 from ..errors import DocumentError, PacketTooLarge
-from ..events import Event, Kind, Source
+from ..events import Kind, Source
 from ..vocabulary import PICTURE_PATH_KEYS, fold_key
 from .jsonpost import normalize_json, weighed_raw
-from .values import parse_time
 
 __all__ = [
     "DocumentAssembler",
@@ -338,6 +337,44 @@ def _child(el: Any, tag: str) -> Any | None:
     return next(el.iterchildren(tag), None)
 
 
+_MAX_LEAVES = 64  # values read from one ElementItem
+
+
+def _element_item(name: str, item: Any) -> dict[str, str]:
+    """A structured item, flattened: each leaf element's text as ``Name.Leaf`` and each of
+    its attributes as ``Name.Leaf@Attr``, for the vocabulary to map. Profile M's
+    ``<tt:ElementItem Name="LicensePlateInfo"><tt:LicensePlateInfo><tt:PlateNumber
+    Likelihood="0.9">AB12</tt:PlateNumber>...`` (metadatastream.xsd, LicensePlateInfo:
+    PlateNumber, PlateType, CountryCode, IssuingEntity, each a StringLikelihood) gives
+    ``LicensePlateInfo.PlateNumber = AB12`` and ``LicensePlateInfo.PlateNumber@Likelihood
+    = 0.9``. The item's own wrapper element is not repeated in the names."""
+    out: dict[str, str] = {}
+    root = next(item.iterchildren("{*}*"), None)
+    for leaf in itertools.islice(item.iter("{*}*"), 1, None):
+        if len(out) >= _MAX_LEAVES:
+            break
+        if next(leaf.iterchildren("{*}*"), None) is not None:
+            continue  # not a leaf
+        path = _local(leaf.tag) if leaf.getparent() is root else _path(leaf, item)
+        key = f"{name}.{path}" if leaf is not root else name
+        text = (leaf.text or "").strip()
+        if text:
+            out[key] = text
+        for attr, value in leaf.attrib.items():
+            out[f"{key}@{_local(attr)}"] = value
+    return out
+
+
+def _path(leaf: Any, item: Any) -> str:
+    """Local names from below the item's wrapper element down to ``leaf``."""
+    names: list[str] = []
+    el = leaf
+    while el is not None and el.getparent() is not item:
+        names.append(_local(el.tag))
+        el = el.getparent()
+    return ".".join(reversed(names))
+
+
 def _notification(nm: Any) -> Notification:
     """One NotificationMessage: its topic, its tt:Message's attributes, and the items of
     the message's Source, Key and Data, found in one pass over its items."""
@@ -353,8 +390,8 @@ def _notification(nm: Any) -> Notification:
         message = parent.getparent()
         if _local(item.tag) == "SimpleItem":
             bucket[name] = item.get("Value", "")
-        else:  # structured (e.g. a shape): kept as its text; rarely used by LPR
-            bucket[name] = "".join(item.itertext()).strip()[:1024]
+        else:
+            bucket.update(_element_item(name, item))
     if message is None:  # no items: find tt:Message (wrapped in wsnt:Message) directly
         outer = _child(nm, "{*}Message")
         message = _child(outer, "{*}Message") if outer is not None else None
@@ -400,23 +437,52 @@ def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+_INLINE_PICTURE = ("/9j/", "iVBORw0KGgo")  # base64 of the JPEG and PNG signatures
+
+
+def _inline_pictures(items: dict[str, str]) -> dict[str, str]:
+    """Items that carry a picture inline (base64; Axis's plate picture, a vendor's
+    snapshot): canonical picture field -> item name, for the normaliser's field map."""
+    out: dict[str, str] = {}
+    free = ["evidence_image0", "evidence_image1"]
+    for name, value in items.items():
+        if len(value) < 64 or not value.lstrip().startswith(_INLINE_PICTURE):
+            continue
+        want = "plate_image" if "plate" in fold_key(name) else "full_image"
+        if want in out:
+            if not free:
+                continue
+            want = free.pop(0)
+        out[want] = name
+    return out
+
+
+def _scrubbed(raw: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """``raw`` with the inline pictures replaced by a note: pictures are saved as files and
+    referenced in ``images``; a JSON line never carries base64."""
+    out = dict(raw)
+    for part in ("source", "key", "data"):
+        items = raw.get(part)
+        if isinstance(items, dict) and names & items.keys():
+            out[part] = {
+                k: (f"<picture: {len(v)} characters of base64, see images>" if k in names else v)
+                for k, v in items.items()
+            }
+    return out
+
+
 def notification_event(n: Notification, *, camera: str, received: datetime) -> Read:
-    raw, dropped, weight = weighed_raw(n.to_json())
+    """One notification -> a read. Plate topics (Milesight's LicensePlateDetector, ONVIF
+    Profile M's Recognition/LicensePlate) are ``kind: plate``; any other topic is a
+    generic ``kind: event`` read by the same normaliser (the fields the vocabulary knows
+    are read, inline pictures saved), with ``raw`` holding the notification as sent."""
+    items = n.items
+    inline = _inline_pictures(items)
+    raw, dropped, weight = weighed_raw(_scrubbed(n.to_json(), set(inline.values())))
     problems = [dropped] if dropped else []
     if n.items_skipped:
         problems.append(f"more than {MAX_ITEMS} items; the first {MAX_ITEMS} were read")
-    if not is_plate_topic(n.topic):
-        event = Event(
-            kind=Kind.EVENT,
-            camera=camera,
-            source=Source.RTSP,
-            time=parse_time(n.utc_time),
-            received=received,
-            details={**raw, "problems": problems} if problems else raw,
-            raw=raw,
-        )
-        return Read(event, weight=weight)
-    items = n.items
+    plate = is_plate_topic(n.topic)
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
     details: dict[str, Any] = {"topic": n.topic[:1024]}
@@ -432,10 +498,11 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> R
         camera=camera,
         source=Source.RTSP,
         received=received,
-        kind=Kind.PLATE,
+        kind=Kind.PLATE if plate else Kind.EVENT,
+        fields=inline,
         raw=raw,
         details=details,
-        picture_paths=picture_paths(items),
+        picture_paths=picture_paths(items) if plate else (),
     )
     return replace(read, weight=weight)
 

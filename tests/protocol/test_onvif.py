@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -113,7 +114,7 @@ def test_several_notifications_and_other_topics() -> None:
         ("event", None),
     ]
     assert evs[2].details["topic"] == "tns1:VideoSource/MotionAlarm"
-    assert evs[2].details["data"] == {"State": "true"}
+    assert evs[2].raw["data"] == {"State": "true"}  # kept raw; details no longer a copy
     _, parsed = document_events(
         (ONVIF / "several_notifications.xml").read_bytes(), camera="c", received=NOW
     )
@@ -223,3 +224,44 @@ def test_fuzz_item_values(plate: str, speed: str, direction: str) -> None:
         return
     for ev in events:
         json.dumps(ev.to_json())
+
+
+def _vendor_event(topic: str, items: str) -> bytes:
+    return (
+        '<tt:MetadataStream xmlns:tt="http://www.onvif.org/ver10/schema" '
+        'xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2"><tt:Event><wsnt:NotificationMessage>'
+        f"<wsnt:Topic>{topic}</wsnt:Topic><wsnt:Message>"
+        '<tt:Message UtcTime="2024-03-01T08:15:30Z"><tt:Data>'
+        f"{items}</tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage></tt:Event>"
+        "</tt:MetadataStream>"
+    ).encode()
+
+
+def test_an_inline_picture_is_decoded_and_never_inlined_in_the_line() -> None:
+    """A vendor's event with the plate picture as base64 in an item: the picture becomes
+    a Picture to save (JPEG checked by its signature), raw names it, the line has no base64
+    (before: the base64 was written twice, in details and in raw)."""
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(200)) + b"\xff\xd9"
+    b64 = base64.b64encode(jpeg).decode()
+    doc = _vendor_event(
+        "tnsaxis:CameraApplicationPlatform/ALPV/Recognition",
+        f'<tt:SimpleItem Name="text" Value="AB12CD"/>'
+        f'<tt:SimpleItem Name="PlateImage" Value="{b64}"/>'
+        f'<tt:SimpleItem Name="direction" Value="Leave"/>',
+    )
+    (read,) = document_events(doc, camera="c", received=NOW)[0]
+    assert [(p.role, p.data) for p in read.pictures] == [("plate", jpeg)]
+    line = json.dumps(read.event.to_json())
+    assert b64[:40] not in line
+    assert read.event.raw["data"]["PlateImage"].startswith("<picture:")
+    assert read.event.direction is Direction.OUT  # Leave (before: unknown)
+
+
+def test_profile_m_plate_event_is_a_plate_not_no_plate() -> None:
+    """The ONVIF standard's plate event (Recognition/LicensePlate, LicensePlateInfo element
+    item) used to come out as "plate": null with no_plate: true."""
+    (read,) = reads_of((ONVIF / "profile_m_license_plate.xml").read_bytes())
+    ev = read.event
+    assert (ev.kind, ev.plate, ev.confidence, ev.country) == (Kind.PLATE, "AB123CD", 0.93, "FR")
+    assert "no_plate" not in ev.details
+    assert ev.raw["data"]["LicensePlateInfo.IssuingEntity"] == "IDF"
