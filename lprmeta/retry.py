@@ -104,12 +104,15 @@ async def reconnect(
     backoff: Backoff,
     state: StateLog,
     ended: Callable[[], None] | None = None,
+    retrying: Callable[[], object] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Run ``attempt`` until it returns True (its work is done). After an attempt that
     returns False (the connection ended) or raises what ``classify`` knows, wait the
-    backoff and try again; ``ended`` runs after every attempt. An attempt reports its own
-    success (``state.change("up", ...)``, ``backoff.connected()``) once it is up."""
+    backoff and try again. ``ended`` runs after every attempt, cancelled ones included
+    (clean-up); ``retrying`` only before a real retry (the reconnect counter: a shutdown
+    is not a reconnect). An attempt reports its own success (``state.change("up", ...)``,
+    ``backoff.connected()``) once it is up."""
     while True:
         outcome: Outcome | None = None
         try:
@@ -130,4 +133,6 @@ async def reconnect(
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
+        if retrying is not None:
+            retrying()
         await sleep(delay)

@@ -87,8 +87,11 @@ class LoopWatchdog:
         self._loop_thread = threading.get_ident()
         self._beat = time.monotonic()
         if self._thread is None:
+            # A fresh flag per run: a run restarted by the supervisor watches again (the
+            # last run set the old one on its way out).
+            self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._watch, name="lprmeta-watchdog", daemon=True
+                target=self._watch, args=(self._stop,), name="lprmeta-watchdog", daemon=True
             )
             self._thread.start()
         last_ping = 0.0
@@ -109,9 +112,9 @@ class LoopWatchdog:
             self._stop.set()
             self._thread = None
 
-    def _watch(self) -> None:
+    def _watch(self, stop: threading.Event) -> None:
         stalled_since: float | None = None
-        while not self._stop.wait(self.interval):
+        while not stop.wait(self.interval):
             beat = self._beat
             late = time.monotonic() - beat
             if late > self.threshold and stalled_since != beat:

@@ -164,3 +164,38 @@ async def test_tcp_input_reconnects_with_exact_delays(tmp_path: Path) -> None:
     said = [r for r in logs if r["event"] == "cannot reach camera"]
     assert [r["log_level"] for r in said] == ["warning"]  # once; the repeats at debug
     assert inp._state.repeats == 5
+
+
+async def test_a_shutdown_is_not_counted_as_a_reconnect() -> None:
+    """'ended' cleans up after every attempt, a cancelled one too; 'retrying' (the
+    reconnect counter) runs only before a real retry."""
+    ended = retried = 0
+    up = asyncio.Event()
+
+    async def attempt() -> bool:
+        up.set()
+        await asyncio.Event().wait()  # a healthy session, until the daemon stops
+        return False
+
+    def end() -> None:
+        nonlocal ended
+        ended += 1
+
+    def retry() -> None:
+        nonlocal retried
+        retried += 1
+
+    task = asyncio.create_task(
+        reconnect(
+            attempt,
+            classify=lambda e: None,
+            backoff=Backoff(1.0, 8.0),
+            state=StateLog(get_logger("lprmeta.test")),
+            ended=end,
+            retrying=retry,
+        )
+    )
+    await up.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (ended, retried) == (1, 0)

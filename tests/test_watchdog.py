@@ -113,3 +113,20 @@ async def test_a_failing_handler_cannot_leave_the_inbox_stuck() -> None:
     assert inbox.failures == 2
     said = [r for r in logs if r["event"].startswith("RTSP document handler failed")]
     assert [r["log_level"] for r in said] == ["error"]  # said once, then counted (debug)
+
+
+async def test_a_restarted_watchdog_watches_again() -> None:
+    """The supervisor restarts a failed task: the watchdog's second run must detect stalls
+    too (its first run stopped the thread on its way out)."""
+    dog = LoopWatchdog(stats=Stats(), threshold=0.1, interval=0.02)
+    first = asyncio.create_task(dog.run())
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    second = asyncio.create_task(dog.run())
+    await asyncio.sleep(0.05)
+    _hold_the_loop(0.3)
+    await asyncio.sleep(0.1)
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    assert dog.stalls == 1

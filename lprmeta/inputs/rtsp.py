@@ -128,6 +128,7 @@ class RtspInput:
                 backoff=self.backoff,
                 state=self._state,
                 ended=self._attempt_ended,
+                retrying=lambda: self.stats.inc("reconnects", self.camera.name),
                 sleep=self._sleep,
             )
         finally:
@@ -166,7 +167,6 @@ class RtspInput:
     def _attempt_ended(self) -> None:
         self.connected.clear()
         self._stop_sessions()
-        self.stats.inc("reconnects", self.camera.name)
 
     async def _stream(self) -> bool:
         """One connection (renewed while quiet) until it fails: it only ends by raising."""

@@ -124,7 +124,8 @@ class TcpInput:
             classify=self._classify,
             backoff=self.backoff,
             state=self._state,
-            ended=self._attempt_ended,
+            ended=self.connected.clear,
+            retrying=lambda: self.stats.inc("reconnects", self.camera.name),
             sleep=self._sleep,
         )
 
@@ -153,10 +154,6 @@ class TcpInput:
                 "down:protocol", "protocol error; reconnecting", fields={"reason": str(exc)}
             )
         return None
-
-    def _attempt_ended(self) -> None:
-        self.connected.clear()
-        self.stats.inc("reconnects", self.camera.name)
 
     async def _session(self) -> bool:
         cfg = self.cfg
