@@ -338,9 +338,12 @@ def _child(el: Any, tag: str) -> Any | None:
 
 
 _MAX_LEAVES = 64  # values read from one ElementItem
+# Elements looked at in all the ElementItems of one notification: 40,000 leaves of one
+# name (only one key) used to be walked whole, 116 ms of the loop for one document.
+_MAX_ELEMENT_VISITS = 4096
 
 
-def _element_item(name: str, item: Any) -> dict[str, str]:
+def _element_item(name: str, item: Any, budget: list[int]) -> dict[str, str]:
     """A structured item, flattened: each leaf element's text as ``Name.Leaf`` and each of
     its attributes as ``Name.Leaf@Attr``, for the vocabulary to map. Profile M's
     ``<tt:ElementItem Name="LicensePlateInfo"><tt:LicensePlateInfo><tt:PlateNumber
@@ -351,7 +354,8 @@ def _element_item(name: str, item: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     root = next(item.iterchildren("{*}*"), None)
     for leaf in itertools.islice(item.iter("{*}*"), 1, None):
-        if len(out) >= _MAX_LEAVES:
+        budget[0] -= 1
+        if len(out) >= _MAX_LEAVES or budget[0] < 0:
             break
         if next(leaf.iterchildren("{*}*"), None) is not None:
             continue  # not a leaf
@@ -359,9 +363,9 @@ def _element_item(name: str, item: Any) -> dict[str, str]:
         key = f"{name}.{path}" if leaf is not root else name
         text = (leaf.text or "").strip()
         if text:
-            out[key] = text
+            out.setdefault(key, text)  # a repeated leaf: its first value
         for attr, value in leaf.attrib.items():
-            out[f"{key}@{_local(attr)}"] = value
+            out.setdefault(f"{key}@{_local(attr)}", value)
     return out
 
 
@@ -380,6 +384,7 @@ def _notification(nm: Any) -> Notification:
     the message's Source, Key and Data, found in one pass over its items."""
     parts: dict[str, dict[str, str]] = {"Source": {}, "Key": {}, "Data": {}}
     message: Any | None = None
+    budget = [_MAX_ELEMENT_VISITS]
     items = nm.iter("{*}SimpleItem", "{*}ElementItem")
     for item in itertools.islice(items, MAX_ITEMS):
         parent = item.getparent()
@@ -391,13 +396,13 @@ def _notification(nm: Any) -> Notification:
         if _local(item.tag) == "SimpleItem":
             bucket[name] = item.get("Value", "")
         else:
-            bucket.update(_element_item(name, item))
+            bucket.update(_element_item(name, item, budget))
     if message is None:  # no items: find tt:Message (wrapped in wsnt:Message) directly
         outer = _child(nm, "{*}Message")
         message = _child(outer, "{*}Message") if outer is not None else None
         message = outer if message is None else message
     topic = _child(nm, "{*}Topic")
-    skipped = next(items, None) is not None
+    skipped = next(items, None) is not None or budget[0] < 0
     return Notification(
         topic=(topic.text or "").strip() if topic is not None else "",
         utc_time=message.get("UtcTime") if message is not None else None,
@@ -481,7 +486,10 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> R
     raw, dropped, weight = weighed_raw(_scrubbed(n.to_json(), set(inline.values())))
     problems = [dropped] if dropped else []
     if n.items_skipped:
-        problems.append(f"more than {MAX_ITEMS} items; the first {MAX_ITEMS} were read")
+        problems.append(
+            f"more than {MAX_ITEMS} items or {_MAX_ELEMENT_VISITS} elements in them; "
+            "the rest was not read"
+        )
     plate = is_plate_topic(n.topic)
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
