@@ -59,8 +59,11 @@ class Subscription:
         maxsize: int,
         accept: Callable[[Event], bool] | None = None,
         max_bytes: int = DEFAULT_QUEUE_BYTES,
+        *,
+        on_drop: Callable[[Event], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_drop = on_drop  # told of each event this subscription had to drop
         self.maxsize = maxsize
         self.max_bytes = max_bytes
         self.bytes = 0  # about how much the queued events hold (Event.weight, at least 1 KiB)
@@ -172,11 +175,14 @@ class Bus:
         maxsize: int = 10_000,
         accept: Callable[[Event], bool] | None = None,
         max_bytes: int | None = None,
+        on_drop: Callable[[Event], None] | None = None,
     ) -> Subscription:
         """A bounded queue of every event from now on (only those ``accept`` wants)."""
         if self._closed:
             raise UsageError("the bus is closed")
-        sub = Subscription(self, name, maxsize, accept, max_bytes or self.queue_bytes)
+        sub = Subscription(
+            self, name, maxsize, accept, max_bytes or self.queue_bytes, on_drop=on_drop
+        )
         self._subs.append(sub)
         return sub
 
@@ -187,17 +193,19 @@ class Bus:
 
     # ------------------------------------------------------------------ producers
 
-    def publish(self, event: Event, *, weight: int = 0) -> None:
+    def publish(self, event: Event, *, weight: int = 0) -> str | None:
         """Hand an event to the bus. Never blocks; after a close it is counted and refused.
-        ``weight``: about how many bytes it holds (the queues' byte budgets)."""
+        ``weight``: about how many bytes it holds (the queues' byte budgets). Returns the
+        id of the event this read goes out in (now, or once merged), or None when it goes
+        out in none (a duplicate of one already out, or refused)."""
         if self._closed:
             self.stats.inc("refused_after_close", event.camera)
             self._log.warning("event after shutdown not delivered", camera=event.camera)
-            return
+            return None
         self.stats.inc("received", event.camera)
         if event.kind is not Kind.PLATE or not event.plate or self.dedup_window <= 0:
             self._emit(event, weight)
-            return
+            return event.id
         key = (event.camera, plate_key(event.plate))
         now = self._clock()
         held = self._held.get(key)
@@ -206,9 +214,10 @@ class Bus:
             held.weight += weight
             held.seen.add(event.source.value)
             self.stats.inc("merged", event.camera)
+            out = held.event.id
             if held.seen >= held.expected:
                 self._release(key)
-            return
+            return out
         self._expire(now)
         until = self._recent.get(key)
         if until is not None and now < until:
@@ -222,16 +231,17 @@ class Bus:
                 source=event.source.value,
                 duplicates=n,
             )
-            return
+            return None
         expected = self._transports.get(event.camera, frozenset())
         if len(expected) > 1 and self.merge_wait > 0 and event.source.value in expected:
             loop = asyncio.get_running_loop()
             entry = _Held(event=event, seen={event.source.value}, expected=expected, weight=weight)
             entry.handle = loop.call_later(self.merge_wait, self._release, key)
             self._held[key] = entry
-            return
+            return event.id
         self._remember(key, now)
         self._emit(event, weight)
+        return event.id
 
     def _remember(self, key: tuple[str, str], now: float) -> None:
         self._recent[key] = now + self.dedup_window
@@ -261,6 +271,8 @@ class Bus:
         for sub in self._subs:
             if not sub.offer(event, weight):
                 sub.dropped += 1
+                if sub.on_drop is not None:
+                    sub.on_drop(event)
                 n = self.stats.inc(f"dropped:{sub.name}", event.camera)
                 log_counted(
                     self._log,

@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_logging(probe)
 
     from .demo import add_demo_parser  # noqa: PLC0415
+    from .events_cli import add_events_parser  # noqa: PLC0415
     from .simulator.cli import add_simulate_parser  # noqa: PLC0415
 
+    add_events_parser(sub, _add_logging)
     add_demo_parser(sub, _add_logging)
     add_simulate_parser(sub, _add_logging)
     return parser
@@ -148,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, level=args.log_level)
     from .demo import cmd_demo  # noqa: PLC0415
+    from .events_cli import cmd_events  # noqa: PLC0415
     from .simulator.cli import cmd_simulate  # noqa: PLC0415
 
     handlers: dict[str, Any] = {
@@ -155,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "check-config": cmd_check_config,
         "probe": cmd_probe,
+        "events": cmd_events,
         "simulate": cmd_simulate,
     }
     try:

@@ -297,6 +297,58 @@ class MetricsConfig:
     port: int = 9108
 
 
+def _hostname() -> str:
+    import socket  # noqa: PLC0415
+
+    return socket.gethostname() or "lprmeta"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The event history (``[store]``): SQLite in ``data_dir`` unless ``url`` names a
+    PostgreSQL database (``postgresql://user:pw@127.0.0.1:5432/lprmeta``)."""
+
+    url: Secret | None = None
+    data_dir: Path = Path("lprmeta-data")
+    # Pictures older than this are removed (their rows say so); events outlive them.
+    keep_days: float = 30.0
+    keep_events_days: float = 365.0
+    # The pictures of this daemon may take this much disk at most; None: no budget.
+    max_pictures_bytes: int | None = None
+    # Events written in one transaction at most (group commit).
+    batch: int = 1000
+    # Events kept on disk while the database is away, at most.
+    spool_events: int = 1_000_000
+    retention_interval: float = 60.0
+    # This daemon's name in a shared database (whose disk holds a picture).
+    origin: str = field(default_factory=_hostname)
+    # How long an HTTP push waits for its event to be committed before a 503.
+    commit_timeout: float = 10.0
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "events.db"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.data_dir / "store-spool.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The query API (``[api]``), on its own port; credentials: Basic, or a bearer token."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    token: Secret = field(default_factory=lambda: Secret(""))
+
+    @property
+    def open(self) -> bool:
+        return not (self.password or self.token)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -308,6 +360,8 @@ class Config:
     mqtt: MqttConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
     metrics: MetricsConfig | None = None
+    store: StoreConfig | None = field(default_factory=StoreConfig)
+    api: ApiConfig | None = None
     source: Path | None = None
 
     def camera(self, name: str) -> CameraConfig:
@@ -325,6 +379,13 @@ class Config:
             values.append(self.http.password)
         if self.mqtt is not None:
             values.append(self.mqtt.password)
+        if self.api is not None:
+            values += [self.api.password, self.api.token]
+        if self.store is not None and self.store.url is not None:
+            values.append(self.store.url)
+            pw = url_password(self.store.url.get())
+            if pw:
+                values.append(Secret(pw))
         for hook in self.webhooks:
             values += [hook.secret, *hook.headers.values()]
         # Credentials written into a URL are secrets too (an error text quoting the URL).
@@ -801,6 +862,82 @@ def _parse_metrics(r: _Reader | None) -> MetricsConfig | None:
     return MetricsConfig(host=host, port=port)
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+
+
+def parse_size(value: object) -> int | None:
+    """``"20 GiB"``, ``"500 MB"``, ``1048576`` -> bytes; None when it is not a size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    m = _SIZE.match(value)
+    if m is None:
+        return None
+    return int(float(m[1]) * _SIZE_UNITS[(m[2] or "b").lower()])
+
+
+def _parse_store(r: _Reader | None) -> StoreConfig | None:
+    if r is None:
+        return StoreConfig()
+    r.model = StoreConfig
+    enabled = r.boolean("enabled", True)
+    url = r.string("url", "")
+    if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        r.problem("url", 'must start with "postgresql://" or "sqlite:///"')
+        url = ""
+    r.used.add("max_pictures_bytes")
+    budget: int | None = None
+    if "max_pictures_bytes" in r.table:
+        budget = parse_size(r.table["max_pictures_bytes"])
+        if budget is None:
+            r.problem("max_pictures_bytes", 'must be a size such as "20 GiB" or a number of bytes')
+    origin = r.string("origin", "")
+    out = StoreConfig(
+        url=Secret(url) if url else None,
+        data_dir=Path(r.string("data_dir", DEFAULT)),
+        keep_days=r.number("keep_days", DEFAULT, 0.0, 36500.0),
+        keep_events_days=r.number("keep_events_days", DEFAULT, 0.0, 36500.0),
+        max_pictures_bytes=budget,
+        batch=r.integer("batch", DEFAULT, 1, 100_000),
+        spool_events=r.integer("spool_events", DEFAULT, 1, 100_000_000),
+        retention_interval=r.number("retention_interval", DEFAULT, 0.01, 86400.0),
+        commit_timeout=r.number("commit_timeout", DEFAULT, 0.1, 300.0),
+        **({"origin": origin} if origin else {}),
+    )
+    r.finish()
+    if out.keep_events_days < out.keep_days:
+        r.problem("keep_events_days", "must be at least keep_days (events outlive pictures)")
+    return out if enabled else None
+
+
+def _parse_api(r: _Reader | None) -> ApiConfig | None:
+    if r is None:
+        return None
+    r.model = ApiConfig
+    host, port = _parse_listen(r, "127.0.0.1", 8081)
+    username = r.string("username", "")
+    password = r.string("password", "")
+    token = r.string("token", "")
+    if password and not username:
+        r.problem("username", "must be set with password")
+    r.finish()
+    return ApiConfig(
+        host=host, port=port, username=username, password=Secret(password), token=Secret(token)
+    )
+
+
 def _array_of_tables(root: _Reader, name: str, parse: Callable[[_Reader], _T | None]) -> list[_T]:
     items = root.array(name)
     out: list[_T] = []
@@ -828,7 +965,11 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Conf
     mqtt = _parse_mqtt(root.sub("mqtt"))
     webhooks = _array_of_tables(root, "webhooks", _parse_webhook)
     metrics = _parse_metrics(root.sub("metrics"))
+    store = _parse_store(root.sub("store"))
+    api = _parse_api(root.sub("api"))
     root.finish()
+    if api is not None and store is None:
+        problems.append(ConfigProblem("api", "needs the store ([store] enabled = true)"))
 
     list_names = [x.name for x in lists]
     for i, name in enumerate(list_names):
@@ -869,6 +1010,8 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Conf
         mqtt=mqtt,
         webhooks=tuple(webhooks),
         metrics=metrics,
+        store=store,
+        api=api,
         source=source,
     )
 

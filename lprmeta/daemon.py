@@ -113,6 +113,8 @@ class Daemon:
             if config.metrics is not None
             else None
         )
+        self.history: Any = None  # the StoreSink, with [store] (SQLAlchemy only then)
+        self._api: Any = None
         self._started = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._api_subs = 0
@@ -217,6 +219,29 @@ class Daemon:
                 accept=on_lists(self.config.mqtt.only_lists),
             )
             sinks.append((mqtt, sub))
+        if self.config.store is not None:
+            from .store.sink import StoreSink  # noqa: PLC0415  # SQLAlchemy only when configured
+
+            history = StoreSink(
+                self.config.store,
+                stats=self.stats,
+                health=self.health,
+                snapshot_root=self.config.output.snapshot_dir,
+            )
+            await history.aopen()  # a schema from a newer lprmeta stops the start
+            self.history = history
+            sub = self._bus.subscribe(
+                history.name,
+                maxsize=max(10_000, self.config.output.queue_size),
+                on_drop=history.dropped,
+            )
+            sinks.append((history, sub))
+            if self.config.api is not None:
+                from .api import ApiServer  # noqa: PLC0415
+
+                self._api = ApiServer(
+                    self.config.api, store=history, health=self.health, stats=self.stats
+                )
         self._fetcher = PictureFetcher()
         await self._fetcher.__aenter__()
         self._intake = Intake(
@@ -228,6 +253,7 @@ class Daemon:
             health=self.health,
             fetcher=self._fetcher,
         )
+        self._intake.durable = self.history
         self._inputs = self._build_inputs()
         self._runner = asyncio.create_task(self._main(sinks), name="lprmeta-daemon")
         started = asyncio.create_task(self._started.wait())
@@ -320,6 +346,8 @@ class Daemon:
             self.offload.close()
             if self._fetcher is not None:
                 await self._fetcher.aclose()
+            if self.history is not None:
+                await asyncio.to_thread(self.history.close)
 
     async def _supervise(self, sinks: list[tuple[Sink, Subscription]]) -> None:
         sup = self.supervisor
@@ -341,6 +369,8 @@ class Daemon:
                 try:
                     if self._metrics is not None:
                         await self._metrics.start()
+                    if self._api is not None:
+                        await self._api.start()
                     for inp in self._inputs:
                         await opened.enter_async_context(inp)
                 except BaseException:
@@ -356,6 +386,8 @@ class Daemon:
                     part("task:lists", "task", self._lists.watch),
                     part("task:watchdog", "task", self.watchdog.run),
                 ]
+                if self.history is not None:
+                    background.append(part("task:retention", "task", self.history.retention_loop))
                 self._started.set()
                 if self._systemd:  # before the watchdog's first ping: nothing ran in between
                     sd_notify("READY=1")
@@ -375,6 +407,8 @@ class Daemon:
                 self.bus.close()
                 if self._metrics is not None:
                     await self._metrics.aclose()
+                if self._api is not None:
+                    await self._api.aclose()
                 remaining = max(0.1, deadline - time.monotonic())
                 _, pending = (
                     await asyncio.wait(sink_tasks, timeout=remaining) if sink_tasks else ((), ())

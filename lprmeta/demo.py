@@ -8,8 +8,10 @@ Three simulated cameras start on 127.0.0.1, one per transport of the guide:
 
 The daemon runs against them in this process and prints JSON lines on stdout
 as cars pass (pictures saved under ``--snapshot-dir``), with a parking and a
-counting event now and then, until Ctrl-C or ``--duration``. Everything it
-says about itself goes to stderr.
+counting event now and then, until Ctrl-C or ``--duration``. Every event is
+also stored (SQLite in ``--data-dir``): the query API answers on a free port
+while the demo runs, and ``lprmeta events --db sqlite:///<data-dir>/events.db``
+searches them afterwards. Everything it says about itself goes to stderr.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def add_demo_parser(sub: Any, add_logging: Callable[[argparse.ArgumentParser], N
         default=Path("lprmeta-demo-snapshots"),
         help="where pictures are saved (default ./lprmeta-demo-snapshots)",
     )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("lprmeta-demo-data"),
+        help="where the event store is kept (default ./lprmeta-demo-data)",
+    )
     add_logging(p)
 
 
@@ -58,13 +66,25 @@ def _free_port() -> int:
 
 
 def demo_config(
-    *, snapshot_dir: Path, http_port: int, tcp: SimulatedCamera, rtsp: SimulatedCamera
+    *,
+    snapshot_dir: Path,
+    http_port: int,
+    tcp: SimulatedCamera,
+    rtsp: SimulatedCamera,
+    data_dir: Path | None = None,
+    api_port: int | None = None,
 ) -> Config:
     assert tcp.tcp is not None
     assert rtsp.rtsp is not None
     assert rtsp.web is not None
+    stored: dict[str, Any] = {"store": {"enabled": False}}
+    if data_dir is not None:
+        stored = {"store": {"data_dir": str(data_dir)}}
+        if api_port is not None:
+            stored["api"] = {"listen": f"127.0.0.1:{api_port}"}
     return parse_config(
         {
+            **stored,
             "output": {"snapshot_dir": str(snapshot_dir)},
             "http": {"listen": f"127.0.0.1:{http_port}"},
             "cameras": [
@@ -90,6 +110,7 @@ def demo_config(
 async def run_demo(
     *,
     snapshot_dir: Path,
+    data_dir: Path | None = None,
     duration: float = 0,
     interval: float = 1.0,
     stop: asyncio.Event | None = None,
@@ -101,13 +122,22 @@ async def run_demo(
     rtsp = SimulatedCamera(rtsp_port=0, password=PASSWORD)
     http = SimulatedCamera(http_target=f"http://127.0.0.1:{http_port}/lpr/gate-http")
     async with tcp, rtsp:
-        config = demo_config(snapshot_dir=snapshot_dir, http_port=http_port, tcp=tcp, rtsp=rtsp)
+        api_port = _free_port() if data_dir is not None else None
+        config = demo_config(
+            snapshot_dir=snapshot_dir,
+            http_port=http_port,
+            tcp=tcp,
+            rtsp=rtsp,
+            data_dir=data_dir,
+            api_port=api_port,
+        )
         async with Daemon(config) as daemon, http:
             assert tcp.tcp is not None
             assert rtsp.rtsp is not None
             log.info(
                 "demo running: three simulated cameras on 127.0.0.1; events follow on stdout",
                 pictures=str(snapshot_dir),
+                api=f"http://127.0.0.1:{api_port}/api/events" if api_port else None,
                 stop="Ctrl-C" if not duration else f"after {duration:g} s",
             )
             await tcp.tcp.wait_for_clients(1, timeout=30)
@@ -133,6 +163,7 @@ async def run_demo(
         cars=n,
         emitted=sum(c.get("emitted", 0) for c in counts.values()),
         pictures_saved=str(snapshot_dir),
+        search=f"lprmeta events --db sqlite:///{data_dir / 'events.db'}" if data_dir else None,
     )
     return 0
 
@@ -148,6 +179,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
         return await run_demo(
             snapshot_dir=snapshot_dir,
+            data_dir=args.data_dir.resolve(),
             duration=args.duration,
             interval=args.interval,
             stop=stop,

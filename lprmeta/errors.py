@@ -53,8 +53,11 @@ __all__ = [
     "PacketTooLarge",
     "PayloadError",
     "ProtocolError",
+    "SchemaError",
     "SinkError",
     "SnapshotError",
+    "StoreError",
+    "StoreUnavailable",
     "TransportError",
     "UsageError",
 ]
@@ -85,6 +88,19 @@ class ConfigError(LprmetaError):
 
 class UsageError(LprmetaError):
     """The library API was used in a way it does not support."""
+
+
+class StoreError(LprmetaError):
+    """The event store (database, spool) failed."""
+
+
+class StoreUnavailable(StoreError):  # reads as what it says
+    """The database cannot be reached or written now (it may come back), or an event
+    could not be kept at all (an HTTP push then gets 503)."""
+
+
+class SchemaError(StoreError):
+    """The database's schema is one this lprmeta does not know (a newer lprmeta's)."""
 
 
 class ListenError(LprmetaError, OSError):

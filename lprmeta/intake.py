@@ -27,11 +27,12 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Protocol
 
 from .bus import Bus
 from .config import CameraConfig
 from .envelope import Picture, Read
-from .errors import ForbiddenPictureURL, SnapshotError
+from .errors import ForbiddenPictureURL, SnapshotError, StoreUnavailable
 from .events import Event, ImageRef
 from .health import Health
 from .lists import Matcher
@@ -133,6 +134,15 @@ class CameraPictures:
         return Picture(role, data)
 
 
+class Durable(Protocol):
+    """Where an HTTP push's event must be kept before the push is answered (the store)."""
+
+    @property
+    def commit_timeout(self) -> float: ...
+
+    def expect(self, event_id: str) -> asyncio.Future[None]: ...
+
+
 class Intake:
     def __init__(
         self,
@@ -161,6 +171,10 @@ class Intake:
         self._saving: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}  # bytes of pictures waiting, per camera
         self._tails: dict[str, asyncio.Future[Event]] = {}
+        # With a store: what an HTTP push waits for before its 200 (the event committed).
+        self.durable: Durable | None = None
+        self._awaited: set[str] = set()
+        self._commits: dict[str, asyncio.Future[None]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._problem_cameras: set[str] = set()
         self._log = get_logger("lprmeta.intake")
@@ -172,8 +186,31 @@ class Intake:
         self._start(read)
 
     async def submit(self, read: Read) -> Event:
-        """Hand over a read and wait until its event is on the bus (HTTP answers then)."""
-        return await asyncio.shield(self._start(read))
+        """Hand over a read and wait until its event is on the bus (HTTP answers then);
+        with a store, until it is committed to the store or its spool too (raises
+        StoreUnavailable when it could not be, within the store's commit timeout)."""
+        durable = self.durable
+        if durable is None:
+            return await asyncio.shield(self._start(read))
+        key = read.event.id
+        self._awaited.add(key)
+        try:
+            event = await asyncio.shield(self._start(read))
+            self._awaited.discard(key)
+            commit = self._commits.pop(key, None)
+            if commit is not None:
+                try:
+                    async with asyncio.timeout(durable.commit_timeout):
+                        await asyncio.shield(commit)
+                except TimeoutError:
+                    self.stats.inc("store_commit_timeouts", event.camera)
+                    raise StoreUnavailable(
+                        f"not committed to the store within {durable.commit_timeout:g} s"
+                    ) from None
+            return event
+        finally:
+            self._awaited.discard(key)
+            self._commits.pop(key, None)
 
     def _start(self, read: Read) -> asyncio.Future[Event]:
         loop = asyncio.get_running_loop()
@@ -324,7 +361,9 @@ class Intake:
                 )
         if self.health is not None:
             self.health.saw_event(event.camera, event.source.value)
-        self.bus.publish(event, weight=weight)
+        out = self.bus.publish(event, weight=weight)
+        if out is not None and self.durable is not None and event.id in self._awaited:
+            self._commits[event.id] = self.durable.expect(out)
         return event
 
     # ----------------------------------------------------------------- shutdown

@@ -44,7 +44,12 @@ def free_port() -> int:
 
 
 def make_config(tmp_path: Path, **sections: Any) -> Config:
-    data: dict[str, Any] = {"output": {"snapshot_dir": str(tmp_path / "snapshots")}}
+    # The store is on by default; tests that are not about it leave it off (its own
+    # tests, the CLI's and the demo's turn it on).
+    data: dict[str, Any] = {
+        "output": {"snapshot_dir": str(tmp_path / "snapshots")},
+        "store": {"enabled": False},
+    }
     data.update(sections)
     return parse_config(data)
 

@@ -45,7 +45,7 @@ from aiohttp import http_exceptions, web
 
 from ..config import CameraConfig, Config, HttpConfig
 from ..envelope import Read
-from ..errors import ListenError, PayloadError
+from ..errors import ListenError, PayloadError, StoreUnavailable
 from ..events import Event
 from ..log import get_logger, log_counted
 from ..offload import Offload
@@ -572,7 +572,7 @@ class HttpInput:
             )
         except PayloadError as exc:
             return self._reject(400, exc.message, name, request)
-        return await self._accept(read)
+        return await self._accept(read, request)
 
     async def _serve_get(
         self, request: web.Request, path: str, params: str, received: datetime
@@ -591,11 +591,15 @@ class HttpInput:
         read = parse_get(
             values, camera=name, received=received, fields=cam.http.fields if cam else None
         )
-        return await self._accept(read)
+        return await self._accept(read, request)
 
-    async def _accept(self, read: Read) -> web.StreamResponse:
-        # 200 only once the event is on the bus: its pictures saved (off the loop).
-        event = await self._submit(read)
+    async def _accept(self, read: Read, request: web.Request) -> web.StreamResponse:
+        # 200 only once the event is on the bus: its pictures saved (off the loop); with a
+        # store, once it is committed (to the database or the store's spool) too.
+        try:
+            event = await self._submit(read)
+        except StoreUnavailable as exc:
+            return self._reject(503, f"event not stored: {exc}", read.event.camera, request, 5)
         self.stats.inc("http_accepted", event.camera)
         reply: dict[str, Any] = {"result": "200", "id": event.id}
         # What could not be read is said to the sender too; the read went out anyway.

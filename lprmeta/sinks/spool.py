@@ -1,4 +1,4 @@
-"""A disk queue of event lines for a sink whose far end can be away (MQTT).
+"""A disk queue of event lines for a sink whose far end can be away (MQTT, the store).
 
 One append-only file of records (an event's JSON line each, ``\\n``-ended) and
 beside it ``<file>.offset``: the byte offset of the first record not yet
@@ -82,6 +82,28 @@ class Spool:
         self._file.seek(self._offset)
         record = self._file.readline(MAX_RECORD)
         self._advance(len(record))
+
+    def peek_many(self, n: int) -> list[bytes]:
+        """Up to ``n`` records from the first not acknowledged, in order (a batch to
+        write; a damaged record is skipped first, as :meth:`peek` does)."""
+        if self.peek() is None:
+            return []
+        self._file.seek(self._offset)
+        out: list[bytes] = []
+        while len(out) < min(n, self.waiting):
+            record = self._file.readline(MAX_RECORD)
+            if not record.endswith(b"\n"):
+                break  # damage: the next peek skips it
+            out.append(record)
+        return out
+
+    def ack_many(self, records: list[bytes]) -> None:
+        """The records :meth:`peek_many` gave (or their first ones) have been delivered."""
+        if not records:
+            return
+        self._offset += sum(map(len, records)) - len(records[-1])
+        self.waiting -= len(records) - 1
+        self._advance(len(records[-1]))
 
     def close(self) -> None:
         self._file.close()

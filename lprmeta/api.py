@@ -1,0 +1,344 @@
+"""The query API over the event store (``[api] listen``), on its own port.
+
+Endpoints (described in ``lprmeta/schema/openapi.json``, served at
+``/api/openapi.json``; the tests check every answer against it):
+
+* ``GET /api/events``: search, newest first, a page at a time (``next_cursor``);
+* ``GET /api/events.csv``: the same search, every page, streamed as CSV;
+* ``GET /api/events/{id}`` and ``GET /api/events/{id}/pictures/{role}``;
+* ``GET /api/stream``: Server-Sent Events, one per event as it is stored;
+* ``GET /api/cameras``: each configured camera's state, last event, counters.
+
+Credentials: with ``[api] password`` (Basic, with ``username``) or ``token``
+(``Authorization: Bearer``) set, every endpoint requires one of them. A bad
+filter is a 400 naming the parameter; every query runs on a worker thread with a
+deadline (the event loop never waits on the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hmac
+import io
+import json
+import mimetypes
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from .config import ApiConfig
+from .errors import ListenError
+from .health import Health
+from .log import get_logger
+from .protocol.auth import check_basic
+from .stats import Stats
+from .store import queries
+from .store.sink import StoreSink
+
+__all__ = ["ApiServer", "openapi_document"]
+
+_T = TypeVar("_T")
+QUERY_TIMEOUT = 10.0
+MAX_QUERIES = 8  # at once; more wait their turn
+HEARTBEAT = 15.0  # seconds between SSE comments on an idle stream
+CSV_COLUMNS = (
+    "id",
+    "received",
+    "time",
+    "camera",
+    "source",
+    "kind",
+    "plate",
+    "confidence",
+    "country",
+    "list",
+    "direction",
+    "speed_kmh",
+    "pictures",
+)
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The shipped ``schema/openapi.json``, self-contained: its ``Event`` is the JSON
+    line's own schema (``schema/event.schema.json``, embedded with its ``$id``)."""
+    files = resources.files("lprmeta").joinpath("schema")
+    doc: dict[str, Any] = json.loads(files.joinpath("openapi.json").read_text("utf-8"))
+    event = json.loads(files.joinpath("event.schema.json").read_text("utf-8"))
+    event.pop("$schema", None)
+    doc["components"]["schemas"]["Event"] = event
+    return doc
+
+
+def _error(status: int, message: str, parameter: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if parameter is not None:
+        body["parameter"] = parameter
+    return web.json_response(body, status=status)
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text (a plate such as ``=1+2`` is not a formula)."""
+    if value is None:
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+class ApiServer:
+    def __init__(self, cfg: ApiConfig, *, store: StoreSink, health: Health, stats: Stats) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.health = health
+        self.stats = stats
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="lprmeta-api")
+        self._turns = asyncio.Semaphore(MAX_QUERIES)
+        self._streams: set[web.StreamResponse] = set()
+        self._closing = asyncio.Event()
+        self._log = get_logger("lprmeta.api")
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard])
+        r = app.router
+        r.add_get("/api/events", self._events)
+        r.add_get("/api/events.csv", self._csv)
+        r.add_get("/api/events/{id}", self._event)
+        r.add_get("/api/events/{id}/pictures/{role}", self._picture)
+        r.add_get("/api/stream", self._stream)
+        r.add_get("/api/cameras", self._cameras)
+        r.add_get("/api/openapi.json", self._openapi)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            where = f"{self.cfg.host}:{self.cfg.port}"
+            raise ListenError(exc.errno, f"API cannot listen on {where}: {exc.strerror}") from exc
+        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.cfg.port
+        self._log.info("API listening", host=self.cfg.host, port=self.port)
+
+    async def aclose(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ----------------------------------------------------------------- plumbing
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not self.cfg.open and not self._authorized(request.headers.get("Authorization")):
+            self.stats.inc("api_unauthorized")
+            return web.json_response(
+                {"error": "credentials required"},
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="lprmeta", charset="UTF-8"'},
+            )
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, exc.reason)
+            raise
+        except queries.FilterError as exc:
+            return _error(400, exc.reason, exc.parameter)
+        except (SQLAlchemyError, TimeoutError) as exc:
+            self.stats.inc("api_store_errors")
+            self._log.warning("store query failed", error=f"{type(exc).__name__}: {exc}")
+            return _error(503, "the store cannot answer now")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    def _authorized(self, header: str | None) -> bool:
+        if not header:
+            return False
+        token = self.cfg.token.get()
+        scheme, _, value = header.strip().partition(" ")
+        if token and scheme.lower() == "bearer":
+            return hmac.compare_digest(value.strip().encode(), token.encode())
+        password = self.cfg.password.get()
+        return bool(password) and check_basic(header, self.cfg.username, password)
+
+    async def _query(self, fn: Callable[[Any], _T]) -> _T:
+        """``fn(connection)`` on a worker thread, within the deadline."""
+        engine = self.store.engine
+        if engine is None:
+            raise TimeoutError("the store is not open")
+
+        def job() -> _T:
+            with engine.connect() as conn:
+                return fn(conn)
+
+        async with self._turns, asyncio.timeout(QUERY_TIMEOUT):
+            return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+
+    # ----------------------------------------------------------------- endpoints
+
+    async def _events(self, request: web.Request) -> web.Response:
+        filters = queries.parse_filters(_params(request))
+        page = await self._query(partial(queries.search, f=filters))
+        return web.json_response(
+            {"events": page.events, "next_cursor": page.next_cursor},
+            dumps=_dumps,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _event(self, request: web.Request) -> web.Response:
+        event_id = request.match_info["id"]
+        if len(event_id) > 64:
+            return _error(400, "not an event id", "id")
+        event = await self._query(partial(queries.get_event, event_id=event_id))
+        if event is None:
+            return _error(404, "no such event")
+        return web.json_response(event, dumps=_dumps)
+
+    async def _picture(self, request: web.Request) -> web.StreamResponse:
+        event_id = request.match_info["id"]
+        role = request.match_info["role"]
+        if len(event_id) > 64 or len(role) > 64:
+            return _error(400, "not an event id or picture role")
+        pic = await self._query(partial(queries.get_picture, event_id=event_id, role=role))
+        if pic is None:
+            return _error(404, "no such picture")
+        if pic.missing is not None or pic.path is None:
+            return _error(410, f"picture missing: {pic.missing or 'not saved'}")
+        path = Path(pic.path)
+        etag = f'"{pic.sha256}"' if pic.sha256 else None
+        if etag is not None and request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(self._pool, _read_picture, path, self.store.snapshot_root)
+        if data is None:
+            return _error(404, f"picture not on this daemon's disk (kept by {pic.origin})")
+        if not data:
+            return _error(410, "picture missing: the file is gone")
+        headers = {"Cache-Control": "private, max-age=31536000, immutable"}
+        if etag is not None:
+            headers["ETag"] = etag
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return web.Response(body=data, content_type=kind, headers=headers)
+
+    async def _csv(self, request: web.Request) -> web.StreamResponse:
+        params = _params(request)
+        params.pop("limit", None)
+        filters = queries.parse_filters(params)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": 'attachment; filename="lprmeta-events.csv"',
+                "Cache-Control": "no-store",
+            }
+        )
+        current = queries.Filters(**{**queries.as_dict(filters), "limit": 500})
+        first = await self._query(partial(queries.search, f=current))
+        await response.prepare(request)
+        await response.write(_csv_rows(None, header=True))
+        page = first
+        while True:
+            await response.write(_csv_rows(page.events))
+            if page.next_cursor is None:
+                break
+            current = queries.Filters(
+                **{**queries.as_dict(current), "cursor": queries.decode_cursor(page.next_cursor)}
+            )
+            page = await self._query(partial(queries.search, f=current))
+        await response.write_eof()
+        return response
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        queue = self.store.listen()
+        self.stats.inc("api_streams")
+        try:
+            await response.write(b": lprmeta events as they are stored\nretry: 2000\n\n")
+            while not self._closing.is_set():
+                try:
+                    line = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                event_id = str(orjson.loads(line).get("id", "")).encode()
+                data = line.rstrip(b"\n")
+                await response.write(
+                    b"event: event\nid: " + event_id + b"\ndata: " + data + b"\n\n"
+                )
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unlisten(queue)
+        return response
+
+    async def _cameras(self, _request: web.Request) -> web.Response:
+        states = self.health.snapshot(self.stats.snapshot())
+        last = await self._query(partial(queries.last_events, cameras=list(states)))
+        cameras = [
+            {"name": name, **state, "last_stored": last.get(name)} for name, state in states.items()
+        ]
+        return web.json_response({"cameras": cameras}, dumps=_dumps)
+
+    async def _openapi(self, _request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+
+def _params(request: web.Request) -> dict[str, str | list[str]]:
+    out: dict[str, str | list[str]] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        out[key] = values[0] if len(values) == 1 else list(values)
+    return out
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _csv_rows(events: list[dict[str, Any]] | None, *, header: bool = False) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    for event in events or ():
+        row = dict(event)
+        row["pictures"] = ";".join(
+            str(i.get("role")) for i in event.get("images") or () if i.get("missing") is None
+        )
+        writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
+def _read_picture(path: Path, root: Path | None) -> bytes | None:
+    """The file's bytes (worker thread); None when it is not under this daemon's snapshot
+    directory (a path from a shared database), b"" when it is gone."""
+    if root is None or not path.resolve().is_relative_to(root):
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
