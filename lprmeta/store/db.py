@@ -86,8 +86,9 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str | None:
-    """Run the migrations the database lacks; returns the revision it was at before."""
+def upgrade(engine: Engine, target: str = "head") -> str | None:
+    """Run the migrations the database lacks (up to ``target``, the newest by default);
+    returns the revision it was at before."""
     script = ScriptDirectory.from_config(_alembic())
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -98,8 +99,8 @@ def upgrade(engine: Engine) -> str | None:
                 f"the database is at schema revision {before!r}, which this lprmeta does not "
                 "know (written by a newer lprmeta?); upgrade lprmeta"
             )
-        if before != script.get_current_head():
+        if before != (script.get_current_head() if target == "head" else target):
             cfg = _alembic()
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, target)
     return before

@@ -59,6 +59,7 @@ Index("events_received", events.c.received_us, events.c.id)
 Index("events_camera", events.c.camera, events.c.received_us)
 Index("events_plate", events.c.plate_folded, events.c.received_us)
 Index("events_list", events.c.list, events.c.received_us)
+Index("events_kind", events.c.kind, events.c.received_us)
 
 pictures = Table(
     "pictures",

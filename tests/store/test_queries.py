@@ -163,7 +163,7 @@ def test_bad_filters_name_the_parameter(params: dict[str, str], parameter: str) 
 
 
 def test_retention_marks_pictures_and_the_api_says_so(engine: Engine) -> None:
-    from lprmeta.events import ImageRef  # noqa: PLC0415
+    from lprmeta.events import ImageRef
 
     img = ImageRef("plate", "/nowhere/p.jpg", 10, "ab" * 32)
     store_events(engine, [make_event(1, images=(img,))])
@@ -175,3 +175,16 @@ def test_retention_marks_pictures_and_the_api_says_so(engine: Engine) -> None:
     assert event["images"][0]["missing"] == "removed by retention: x"
     assert pic is not None
     assert pic.missing == "removed by retention: x"
+
+
+def test_an_older_database_is_upgraded_in_place(store_config: StoreConfig) -> None:
+    engine = open_engine(store_config)
+    try:
+        upgrade(engine, "0001")  # as the first lprmeta with a store left it
+        store_events(engine, [make_event(i) for i in range(5)])
+        assert upgrade(engine) == "0001"
+        assert current(engine) == head() != "0001"
+        assert count(engine) == 5
+        assert len(search(engine, kind="plate").events) == 5
+    finally:
+        engine.dispose()

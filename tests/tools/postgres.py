@@ -69,8 +69,19 @@ class PgCluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
-                  "-w", "-t", "30", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -81,7 +92,7 @@ class PgCluster:
 
     def new_database(self) -> str:
         """A fresh, empty database; its URL."""
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         self._databases += 1
         name = f"t{self._databases}_{int(time.time() * 1000) % 100000}"
