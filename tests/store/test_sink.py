@@ -31,6 +31,7 @@ class Running:
         self.bus = bus
         self.stored = sink.listen()
         self.seen: list[str] = []
+        self.more = asyncio.Event()
 
     def publish(self, events: list[Event]) -> list[asyncio.Future[None]]:
         futs = []
@@ -42,11 +43,13 @@ class Running:
     async def collect(self) -> None:
         while True:
             self.seen.append(orjson.loads(await self.stored.get())["id"])
+            self.more.set()
 
     async def stored_ids(self, n: int, timeout: float = 30) -> list[str]:
         async with asyncio.timeout(timeout):
             while len(self.seen) < n:
-                await asyncio.sleep(0.01)
+                self.more.clear()
+                await self.more.wait()
         return self.seen
 
 
