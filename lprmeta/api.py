@@ -74,8 +74,23 @@ def openapi_document() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(files.joinpath("openapi.json").read_text("utf-8"))
     event = json.loads(files.joinpath("event.schema.json").read_text("utf-8"))
     event.pop("$schema", None)
-    doc["components"]["schemas"]["Event"] = event
+    event.pop("$id", None)
+    doc["components"]["schemas"]["Event"] = _rebase(event, "#/components/schemas/Event")
     return doc
+
+
+def _rebase(node: Any, base: str) -> Any:
+    """The schema's own references (``#/$defs/...``) made to point where it now sits."""
+    if isinstance(node, dict):
+        return {
+            k: base + v[1:]
+            if k == "$ref" and isinstance(v, str) and v.startswith("#/")
+            else _rebase(v, base)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rebase(v, base) for v in node]
+    return node
 
 
 def _error(status: int, message: str, parameter: str | None = None) -> web.Response:
@@ -103,7 +118,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="lprmeta-api")
         self._turns = asyncio.Semaphore(MAX_QUERIES)
-        self._streams: set[web.StreamResponse] = set()
+        self._streams: set[asyncio.Queue[bytes]] = set()
         self._closing = asyncio.Event()
         self._log = get_logger("lprmeta.api")
 
@@ -136,6 +151,10 @@ class ApiServer:
 
     async def aclose(self) -> None:
         self._closing.set()
+        for queue in self._streams:  # b"": the end, so that open streams finish now
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(b"")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -275,6 +294,7 @@ class ApiServer:
         )
         await response.prepare(request)
         queue = self.store.listen()
+        self._streams.add(queue)
         self.stats.inc("api_streams")
         try:
             await response.write(b": lprmeta events as they are stored\nretry: 2000\n\n")
@@ -284,6 +304,8 @@ class ApiServer:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
+                if not line:
+                    break
                 event_id = str(orjson.loads(line).get("id", "")).encode()
                 data = line.rstrip(b"\n")
                 await response.write(
@@ -292,6 +314,7 @@ class ApiServer:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
+            self._streams.discard(queue)
             self.store.unlisten(queue)
         return response
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config, load_config
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .log import REDACTOR, configure_logging, get_logger
 
 __all__ = ["main"]
@@ -115,6 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_config_error(exc, args.config)
         return 2
+    except StoreError as exc:  # a database with a newer lprmeta's schema
+        get_logger("lprmeta.cli").error("cannot start", error=str(exc))
+        return 1
     except KeyboardInterrupt:
         return 130
 

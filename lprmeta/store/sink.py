@@ -318,11 +318,16 @@ class StoreSink:
     # ----------------------------------------------------------------- retention
 
     async def retention_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            result = await loop.run_in_executor(self._pool, self.retain_once)
-            self._count(result)
+            result = await self.retain()
             await asyncio.sleep(0.05 if result.more else self.cfg.retention_interval)
+
+    async def retain(self) -> RetentionPass:
+        """One retention pass on the writer thread, counted."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._pool, self.retain_once)
+        self._count(result)
+        return result
 
     def _count(self, r: RetentionPass) -> None:
         for name, n in (
