@@ -118,8 +118,16 @@ def cmd_events(args: argparse.Namespace) -> int:
     except queries.FilterError as exc:
         print(f"lprmeta events: --{exc.parameter}: {exc.reason}", file=sys.stderr)  # noqa: T201
         return 2
-    if cfg.url is None and not cfg.sqlite_path.exists():
-        print(f"lprmeta events: no store at {cfg.sqlite_path}", file=sys.stderr)  # noqa: T201
+    url = cfg.url.get() if cfg.url is not None else ""
+    sqlite_file = (
+        cfg.sqlite_path
+        if not url
+        else Path(url.removeprefix("sqlite:///"))
+        if url.startswith("sqlite:")
+        else None
+    )
+    if sqlite_file is not None and not sqlite_file.exists():
+        print(f"lprmeta events: no store at {sqlite_file}", file=sys.stderr)  # noqa: T201
         return 1
     engine = open_engine(cfg, pool_size=1)
     try:

@@ -35,7 +35,7 @@ async def simulate(cfg: StoreConfig, root: Path, days: int, stats: Stats) -> dic
     taken: dict[str, datetime] = {}
     n = 0
     async with running_sink(cfg, stats) as r:
-        r.sink.clock = lambda: now.timestamp()
+        r.sink.clock = lambda: now.timestamp()  # noqa: PLW0108  # late-bound: the simulated now
         r.sink.snapshot_root = root.resolve()
         for hour in range(days * 24):
             now = START + timedelta(hours=hour)
