@@ -50,6 +50,7 @@ def main() -> None:
         *(["--cameras", "40", "--seconds", "10"] if short else ["--seconds", "60"]),
     )
     scale_args = ["--cameras", "30", "--seconds", "15"] if short else ["--seconds", "120"]
+    scale_args += ["--store", "off"]  # store on vs off: scale_bench.py alone, or store_bench.py
     scale = run("scale_bench.py", *scale_args)
     mqtt = run("mqtt_bench.py", *(["--events", "3000", "--backlog", "2000"] if short else []))
     soak = (

@@ -73,10 +73,13 @@ class PictureCounter(threading.Thread):
             self.sweep()
 
 
-def config(work: Path, ready: dict[str, Any], http_port: int, n_http: int) -> Path:
+def config(
+    work: Path, ready: dict[str, Any], http_port: int, n_http: int, *, store: bool = False
+) -> Path:
     parts = [
         f'[output]\nsnapshot_dir = "snaps"\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
-        "max_body = 4194304\n"
+        "max_body = 4194304\n",
+        '[store]\ndata_dir = "data"\n' if store else "[store]\nenabled = false\n",
     ]
     for i, port in enumerate(ready["tcp"]):
         parts.append(
@@ -104,8 +107,55 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--soak-minutes", type=float, default=0)
+    ap.add_argument(
+        "--store",
+        choices=["off", "on", "both"],
+        default="both",
+        help="the event store (SQLite) off, on, or one run of each (default; same load)",
+    )
     args = ap.parse_args()
     pin({1})
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.store]
+    results = {f"store_{'on' if m else 'off'}": run_once(args, store=m) for m in modes}
+    if len(results) == 2:
+        off, on = results["store_off"], results["store_on"]
+        print(f"\nSame load, store off -> on ({args.cameras} cameras):")
+        print(
+            table(
+                [
+                    (
+                        "daemon CPU",
+                        f"{off['cpu_percent']:.0f}% -> {on['cpu_percent']:.0f}%",
+                        "",
+                        "",
+                    ),
+                    ("RSS max", f"{off['rss_mib_max']:.0f} -> {on['rss_mib_max']:.0f} MiB", "", ""),
+                    (
+                        "latency p50",
+                        f"{off['latency_ms']['p50']:.1f} -> {on['latency_ms']['p50']:.1f} ms",
+                        "",
+                        "",
+                    ),
+                    (
+                        "latency p99",
+                        f"{off['latency_ms']['p99']:.1f} -> {on['latency_ms']['p99']:.1f} ms",
+                        "",
+                        "",
+                    ),
+                    (
+                        "events lost",
+                        f"{off['lost']} / {on['lost']}",
+                        "0",
+                        _ok(not off["lost"] + on["lost"]),
+                    ),
+                ]
+            )
+        )
+    name = "soak" if args.soak_minutes else "scale"
+    save(name, results if len(results) > 1 else next(iter(results.values())))
+
+
+def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
     seconds = args.soak_minutes * 60 if args.soak_minutes else args.seconds
     n_tcp = n_http = args.cameras // 3
     n_rtsp = args.cameras - n_tcp - n_http
@@ -114,7 +164,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         http_port = s.getsockname()[1]
     sim = Sim(n_tcp, n_rtsp, n_http, f"http://127.0.0.1:{http_port}/lpr/", seconds)
-    daemon = start_daemon(config(work, sim.ready, http_port, n_http), work, core=0)
+    daemon = start_daemon(config(work, sim.ready, http_port, n_http, store=store), work, core=0)
     arrivals: dict[str, float] = {}
     missing_pictures = [0]
 
@@ -165,6 +215,7 @@ def main() -> None:
     sent_pictures = sum(n for _, n in sim.sent.values())
     result: dict[str, Any] = {
         "machine": machine(),
+        "store": store,
         "cameras": {"tcp": n_tcp, "rtsp": n_rtsp, "http": n_http},
         "seconds": round(wall, 1),
         "reads_sent": len(sim.sent),
@@ -187,10 +238,10 @@ def main() -> None:
             "fd_growth_percent": round((last["fds"] / warm["fds"] - 1) * 100, 2),
             "warm_minute": warm["minute"],
         }
-    save("soak" if args.soak_minutes else "scale", result)
     print(
         f"Scale run on {result['machine']}: {args.cameras} cameras ({n_tcp} TCP, {n_rtsp} "
-        f"RTSP, {n_http} HTTP), 1 read/s each with pictures, {wall:.0f} s"
+        f"RTSP, {n_http} HTTP), 1 read/s each with pictures, {wall:.0f} s, "
+        f"store {'on (SQLite)' if store else 'off'}"
     )
     rows = [
         ("daemon CPU", f"{cpu:.0f}% of a core", "", ""),
@@ -223,6 +274,7 @@ def main() -> None:
             ),
         ]
     print(table(rows))
+    return result
 
 
 def _ok(flag: bool) -> str:

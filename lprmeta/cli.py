@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_logging(probe)
 
     from .demo import add_demo_parser  # noqa: PLC0415
-    from .events_cli import add_events_parser  # noqa: PLC0415
+    from .history_cli import add_events_parser  # noqa: PLC0415
     from .simulator.cli import add_simulate_parser  # noqa: PLC0415
 
     add_events_parser(sub, _add_logging)
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, level=args.log_level)
     from .demo import cmd_demo  # noqa: PLC0415
-    from .events_cli import cmd_events  # noqa: PLC0415
+    from .history_cli import cmd_events  # noqa: PLC0415
     from .simulator.cli import cmd_simulate  # noqa: PLC0415
 
     handlers: dict[str, Any] = {

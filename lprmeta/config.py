@@ -308,6 +308,8 @@ class StoreConfig:
     """The event history (``[store]``): SQLite in ``data_dir`` unless ``url`` names a
     PostgreSQL database (``postgresql://user:pw@127.0.0.1:5432/lprmeta``)."""
 
+    # False: no history; keep_days and max_pictures_bytes still bound the snapshot directory.
+    enabled: bool = True
     url: Secret | None = None
     data_dir: Path = Path("lprmeta-data")
     # Pictures older than this are removed (their rows say so); events outlive them.
@@ -360,7 +362,7 @@ class Config:
     mqtt: MqttConfig | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
     metrics: MetricsConfig | None = None
-    store: StoreConfig | None = field(default_factory=StoreConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     api: ApiConfig | None = None
     source: Path | None = None
 
@@ -381,7 +383,7 @@ class Config:
             values.append(self.mqtt.password)
         if self.api is not None:
             values += [self.api.password, self.api.token]
-        if self.store is not None and self.store.url is not None:
+        if self.store.url is not None:
             values.append(self.store.url)
             pw = url_password(self.store.url.get())
             if pw:
@@ -888,11 +890,11 @@ def parse_size(value: object) -> int | None:
     return int(float(m[1]) * _SIZE_UNITS[(m[2] or "b").lower()])
 
 
-def _parse_store(r: _Reader | None) -> StoreConfig | None:
+def _parse_store(r: _Reader | None) -> StoreConfig:
     if r is None:
         return StoreConfig()
     r.model = StoreConfig
-    enabled = r.boolean("enabled", True)
+    enabled = r.boolean("enabled", DEFAULT)
     url = r.string("url", "")
     if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
         r.problem("url", 'must start with "postgresql://" or "sqlite:///"')
@@ -905,6 +907,7 @@ def _parse_store(r: _Reader | None) -> StoreConfig | None:
             r.problem("max_pictures_bytes", 'must be a size such as "20 GiB" or a number of bytes')
     origin = r.string("origin", "")
     out = StoreConfig(
+        enabled=enabled,
         url=Secret(url) if url else None,
         data_dir=Path(r.string("data_dir", DEFAULT)),
         keep_days=r.number("keep_days", DEFAULT, 0.0, 36500.0),
@@ -919,7 +922,7 @@ def _parse_store(r: _Reader | None) -> StoreConfig | None:
     r.finish()
     if out.keep_events_days < out.keep_days:
         r.problem("keep_events_days", "must be at least keep_days (events outlive pictures)")
-    return out if enabled else None
+    return out
 
 
 def _parse_api(r: _Reader | None) -> ApiConfig | None:
@@ -968,7 +971,7 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Conf
     store = _parse_store(root.sub("store"))
     api = _parse_api(root.sub("api"))
     root.finish()
-    if api is not None and store is None:
+    if api is not None and not store.enabled:
         problems.append(ConfigProblem("api", "needs the store ([store] enabled = true)"))
 
     list_names = [x.name for x in lists]

@@ -219,7 +219,7 @@ class Daemon:
                 accept=on_lists(self.config.mqtt.only_lists),
             )
             sinks.append((mqtt, sub))
-        if self.config.store is not None:
+        if self.config.store.enabled:
             from .store.sink import StoreSink  # noqa: PLC0415  # SQLAlchemy only when configured
 
             history = StoreSink(
@@ -388,6 +388,18 @@ class Daemon:
                 ]
                 if self.history is not None:
                     background.append(part("task:retention", "task", self.history.retention_loop))
+                else:  # no store: the snapshot directory obeys the same keep_days and budget
+                    from .snapshot_retention import SnapshotRetention  # noqa: PLC0415
+
+                    store_cfg = self.config.store
+                    tidy = SnapshotRetention(
+                        self.config.output.snapshot_dir,
+                        keep_days=store_cfg.keep_days,
+                        max_bytes=store_cfg.max_pictures_bytes,
+                        stats=self.stats,
+                        interval=store_cfg.retention_interval,
+                    )
+                    background.append(part("task:retention", "task", tidy.run))
                 self._started.set()
                 if self._systemd:  # before the watchdog's first ping: nothing ran in between
                     sd_notify("READY=1")

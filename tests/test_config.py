@@ -319,3 +319,53 @@ def test_host_port_is_parsed_one_way_everywhere() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"http": {"listen": "nope"}, "mqtt": {"failover": ["also-nope"]}})
     assert "http.listen" in str(err.value) and "mqtt.failover[0]" in str(err.value)
+
+
+def test_store_is_on_by_default_and_reads_sizes_and_secrets() -> None:
+    default = parse_config({})
+    assert default.store.enabled
+    assert default.store.url is None
+    assert default.api is None
+    cfg = parse_config(
+        {
+            "store": {
+                "url": "postgresql://lpr:s3cret-pw@127.0.0.1:5432/lprmeta",
+                "max_pictures_bytes": "20 GiB",
+                "keep_days": 7,
+                "keep_events_days": 90,
+            },
+            "api": {"listen": "127.0.0.1:8181", "token": "tok-secret"},
+        }
+    )
+    assert cfg.store.max_pictures_bytes == 20 * 2**30
+    assert cfg.api is not None
+    assert cfg.api.port == 8181
+    assert "s3cret-pw" in cfg.secrets()
+    assert "tok-secret" in cfg.secrets()
+    assert "s3cret-pw" not in repr(cfg)
+
+
+def test_store_and_api_problems_are_named() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "store": {
+                    "enabled": False,
+                    "url": "mysql://x",
+                    "max_pictures_bytes": "lots",
+                    "keep_days": 30,
+                    "keep_events_days": 10,
+                    "colour": 1,
+                },
+                "api": {"password": "p"},
+            }
+        )
+    keys = {p.key for p in err.value.problems}
+    assert keys == {
+        "store.url",
+        "store.max_pictures_bytes",
+        "store.keep_events_days",
+        "store.colour",
+        "api.username",
+        "api",
+    }

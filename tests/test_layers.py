@@ -84,6 +84,19 @@ RULES: dict[str, set[str]] = {
     "lprmeta.supervisor": {"lprmeta.inputs.tcp", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
     "lprmeta.watchdog": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
     "lprmeta.offload": {"lprmeta.inputs", "lprmeta.sinks", "lprmeta.daemon", "lprmeta.cli"},
+    # The store is a sink and a set of queries: it knows no input, the API or the daemon;
+    # its queries are functions of a connection (no asyncio, no threads, no logging).
+    "lprmeta.store": {
+        "lprmeta.inputs",
+        "lprmeta.intake",
+        "lprmeta.api",
+        "lprmeta.daemon",
+        "lprmeta.cli",
+        "lprmeta.simulator",
+    },
+    "lprmeta.store.queries": {"lprmeta.bus", "lprmeta.sinks", "lprmeta.log", *IO},
+    "lprmeta.store.schema": {"lprmeta.bus", "lprmeta.sinks", "lprmeta.log", *IO},
+    "lprmeta.api": {"lprmeta.inputs", "lprmeta.intake", "lprmeta.daemon", "lprmeta.cli"},
 }
 
 

@@ -63,11 +63,14 @@ class PgCluster:
             timeout=60,
         )
 
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-        )
+    def start(self, *, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's own defaults (fsync on: benchmarks); otherwise the
+        tests' settings, which skip fsync (nothing here must survive a power cut)."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if durable:
+            options += " -c shared_buffers=512MB -c max_wal_size=4GB -c maintenance_work_mem=512MB"
+        else:
+            options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         self._run(
             "pg_ctl",
             "-D",

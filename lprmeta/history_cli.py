@@ -57,7 +57,7 @@ def _store_config(args: argparse.Namespace) -> StoreConfig | None:
         config = _load(args.config)
         if config is None:
             return None
-        if config.store is None:
+        if not config.store.enabled:
             print(f"{args.config}: the store is off ([store] enabled = false)", file=sys.stderr)  # noqa: T201
             return None
         return config.store

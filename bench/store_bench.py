@@ -1,0 +1,315 @@
+"""The event store (issue 13): insert throughput, search over millions of events, disk.
+
+For SQLite (a file in a temporary directory) and PostgreSQL (a throwaway cluster
+started here with ``initdb``/``pg_ctl``, PostgreSQL's default durability:
+fsync on):
+
+1. **Insert throughput**: events with two pictures referenced each, published on
+   a real bus to the real store sink (batching, the writer thread, group commit)
+   as fast as it takes them; events/s from the first publish to the last commit.
+2. **Search** over ``--events`` stored events (10 million by default; loaded in
+   bulk: rows built as the sink builds them, written with executemany/COPY,
+   indexes made afterwards). ``--queries`` searches each, through the same
+   query functions the API calls: a plate with look-alike tolerance 1, an exact
+   plate, and the newest page (no filter): p50/p99/max in ms.
+3. **Disk** per million events (rows and indexes; pictures are files and not
+   counted): SQLite's file size, PostgreSQL's ``pg_total_relation_size``.
+
+    python bench/store_bench.py [--events 10000000] [--insert 100000] [--queries 1000]
+                                [--only sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, machine, percentiles, save, table
+
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, text
+
+from lprmeta.bus import Bus
+from lprmeta.config import Secret, StoreConfig
+from lprmeta.events import Event, ImageRef, Kind, Source
+from lprmeta.stats import Stats
+from lprmeta.store import queries
+from lprmeta.store.db import open_engine, upgrade
+from lprmeta.store.schema import metadata
+from lprmeta.store.sink import StoreSink
+from tests.tools.postgres import PgCluster
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
+def plate_of(n: int) -> str:
+    r = random.Random(n)
+    return (
+        "".join(r.choice(LETTERS) for _ in range(2))
+        + f"{r.randrange(10000):04d}"
+        + r.choice(LETTERS)
+    )
+
+
+def event(n: int, plates: int, when: datetime) -> Event:
+    plate = plate_of(n % plates)
+    images = (
+        ImageRef("plate", f"/var/lib/lprmeta/snaps/gate/{n}_plate.jpg", 21_000, f"{n:064x}"),
+        ImageRef("full", f"/var/lib/lprmeta/snaps/gate/{n}_full.jpg", 98_000, f"{n + 1:064x}"),
+    )
+    return Event(
+        kind=Kind.PLATE,
+        camera=f"cam-{n % 50:02d}",
+        source=Source.TCP,
+        time=when,
+        received=when,
+        plate=plate,
+        confidence=0.9,
+        country="NLD",
+        images=images,
+        raw={"plate": plate, "Plate Color": "yellow", "Speed": "23", "Region": "NLD"},
+        id=f"{n:028x}",
+    )
+
+
+# ----------------------------------------------------------------------------- insert
+
+
+async def insert_rate(cfg: StoreConfig, n: int) -> dict[str, Any]:
+    bus = Bus(dedup_window=0)
+    sink = StoreSink(cfg, stats=Stats())
+    await sink.aopen()
+    sub = bus.subscribe("store", maxsize=n + 1, on_drop=sink.dropped)
+    task = asyncio.create_task(sink.run(sub))
+    events = [event(i, n // 4, T0 + timedelta(milliseconds=i)) for i in range(n)]
+    t0 = time.perf_counter()
+    last: asyncio.Future[None] | None = None
+    for i, e in enumerate(events):
+        bus.publish(e)
+        if i % 1000 == 999 or i == n - 1:
+            last = sink.expect(e.id)
+            await asyncio.sleep(0)  # let the sink take its batch, as inputs would
+    assert last is not None
+    await last
+    wall = time.perf_counter() - t0
+    bus.close()
+    await task
+    await asyncio.to_thread(sink.close)
+    return {"events": n, "seconds": round(wall, 2), "events_per_s": round(n / wall)}
+
+
+# ----------------------------------------------------------------------------- bulk load
+
+_INDEXES = {"events_received", "events_camera", "events_plate", "events_list", "events_kind"}
+
+
+def bulk_load(engine: Engine, n: int, plates: int) -> float:
+    """``n`` events with two pictures each, as the sink would write them, in bulk."""
+    from lprmeta.sinks.jsonl import encode_line  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    pg = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        for name in _INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    chunk = 50_000
+    seen: set[str] = set()
+    for start in range(0, n, chunk):
+        evs = [
+            event(i, plates, T0 + timedelta(seconds=i * 0.26))  # ~10M events in a month
+            for i in range(start, min(n, start + chunk))
+        ]
+        rows = queries.event_rows([encode_line(e) for e in evs], "bench", seen)
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            for table_name, items in (
+                ("events", rows.events),
+                ("pictures", rows.pictures),
+                ("plate_variants", rows.variants),
+            ):
+                if not items:
+                    continue
+                cols = list(items[0])
+                if pg:
+                    buf = io.StringIO()
+                    for item in items:
+                        buf.write("\t".join(_copy_value(item[c]) for c in cols) + "\n")
+                    with cur.copy(f"COPY {table_name} ({', '.join(cols)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                        copy.write(buf.getvalue())
+                else:
+                    marks = ", ".join("?" for _ in cols)
+                    cur.executemany(
+                        f"INSERT INTO {table_name} ({', '.join(cols)}) VALUES ({marks})",  # noqa: S608
+                        [tuple(item[c] for c in cols) for item in items],
+                    )
+            raw.commit()
+        finally:
+            raw.close()
+        if start % 1_000_000 == 0:
+            print(f"  loaded {start + len(evs):,} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print("  indexing", flush=True)
+    with engine.begin() as conn:
+        for index in metadata.tables["events"].indexes:
+            index.create(conn, checkfirst=True)
+        if pg:
+            conn.execute(text("ANALYZE"))
+        else:
+            conn.execute(text("ANALYZE"))
+    return time.perf_counter() - t0
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return "\\N"
+    text_value = str(value)
+    return text_value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def search_latency(engine: Engine, plates: int, n_queries: int) -> dict[str, dict[str, float]]:
+    r = random.Random(1)
+    now = T0 + timedelta(days=40)
+    out: dict[str, list[float]] = {"lookalike_tol1": [], "exact": [], "newest_page": []}
+    with engine.connect() as conn:
+        for i in range(n_queries):
+            plate = plate_of(r.randrange(plates))
+            # A misread: one character swapped for its look-alike, one for another.
+            misread = plate.replace("B", "8").replace("O", "0")
+            for name, params in (
+                ("lookalike_tol1", {"plate": misread[:-1] + "X", "tolerance": "1"}),
+                ("exact", {"plate": plate}),
+                ("newest_page", {}),
+            ):
+                f = queries.parse_filters(params, now=now)
+                t0 = time.perf_counter()
+                page = queries.search(conn, f)
+                out[name].append((time.perf_counter() - t0) * 1000)
+                if name == "exact" and not page.events and i < 3:
+                    print(f"  (no events for {plate}?)", flush=True)
+    return {k: {q: round(v, 2) for q, v in percentiles(lat).items()} for k, lat in out.items()}
+
+
+def disk_bytes(engine: Engine, cfg: StoreConfig) -> int:
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        return sum(p.stat().st_size for p in cfg.data_dir.glob("events.db*"))
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT sum(pg_total_relation_size(c)) FROM unnest("
+                    "ARRAY['events', 'pictures', 'plate_variants']::regclass[]) AS c"
+                )
+            ).scalar_one()
+        )
+
+
+def bench(kind: str, cfg: StoreConfig, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"{kind}: insert throughput ({args.insert:,} events)", flush=True)
+    ins = asyncio.run(insert_rate(cfg, args.insert))
+    print(f"  {ins['events_per_s']:,} events/s", flush=True)
+    engine = open_engine(cfg)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM events"))
+        conn.execute(text("DELETE FROM pictures"))
+        conn.execute(text("DELETE FROM plate_variants"))
+    upgrade(engine)
+    plates = max(1, args.events // 10)  # each car comes back ten times
+    print(f"{kind}: loading {args.events:,} events ({plates:,} distinct plates)", flush=True)
+    load_s = bulk_load(engine, args.events, plates)
+    size = disk_bytes(engine, cfg)
+    print(f"{kind}: {args.queries} searches of each kind", flush=True)
+    search_latency(engine, plates, 20)  # warm the caches a little, as a running daemon's are
+    lat = search_latency(engine, plates, args.queries)
+    engine.dispose()
+    return {
+        "insert": ins,
+        "stored_events": args.events,
+        "load_seconds": round(load_s, 1),
+        "disk_bytes": size,
+        "disk_mib_per_million": round(size / 2**20 / (args.events / 1e6), 1),
+        "search_ms": lat,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--insert", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-store-"))
+    results: dict[str, Any] = {"machine": machine(), "events": args.events}
+    try:
+        if args.only in (None, "sqlite"):
+            cfg = StoreConfig(data_dir=work / "sqlite", origin="bench")
+            results["sqlite"] = bench("sqlite", cfg, args)
+        if args.only in (None, "postgresql"):
+            cluster = PgCluster()
+            cluster.start(durable=True)
+            try:
+                cfg = StoreConfig(
+                    url=Secret(cluster.new_database()), data_dir=work / "pg", origin="bench"
+                )
+                results["postgresql"] = bench("postgresql", cfg, args)
+            finally:
+                cluster.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    save("store", results)
+    rows = []
+    for kind in ("sqlite", "postgresql"):
+        r = results.get(kind)
+        if r is None:
+            continue
+        s = r["search_ms"]
+        rows += [
+            (
+                f"{kind}: insert, 2 pictures each",
+                f"{r['insert']['events_per_s']:,} events/s",
+                ">= 5,000",
+                _ok(r["insert"]["events_per_s"] >= 5000),
+            ),
+            (
+                f"{kind}: look-alike search (tol 1) p50/p99 over {args.events:,}",
+                f"{s['lookalike_tol1']['p50']:.1f} / {s['lookalike_tol1']['p99']:.1f} ms",
+                "p99 < 50",
+                _ok(s["lookalike_tol1"]["p99"] < 50),
+            ),
+            (
+                f"{kind}: exact plate p50/p99",
+                f"{s['exact']['p50']:.1f} / {s['exact']['p99']:.1f} ms",
+                "p99 < 50",
+                _ok(s["exact"]["p99"] < 50),
+            ),
+            (
+                f"{kind}: newest page p50/p99",
+                f"{s['newest_page']['p50']:.1f} / {s['newest_page']['p99']:.1f} ms",
+                "p99 < 20",
+                _ok(s["newest_page"]["p99"] < 20),
+            ),
+            (f"{kind}: disk per million events", f"{r['disk_mib_per_million']:.0f} MiB", "", ""),
+        ]
+    print(f"\nStore on {results['machine']}:")
+    print(table(rows))
+
+
+def _ok(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+if __name__ == "__main__":
+    main()
