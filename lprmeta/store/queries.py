@@ -21,7 +21,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Select, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -318,12 +329,38 @@ def event_rows(lines: Iterable[bytes], origin: str, known_plates: set[str] | Non
 def insert_lines(conn: Connection, rows: Rows) -> None:
     """Insert in the caller's transaction; an event already stored (its id) is left as
     it is, so a retried batch is harmless."""
-    if rows.events:
-        conn.execute(_insert(conn, events), rows.events)
-    if rows.pictures:
-        conn.execute(_insert(conn, pictures), rows.pictures)
+    for table, items in ((events, rows.events), (pictures, rows.pictures)):
+        if items:
+            _insert_many(conn, table, items)
     if rows.variants:
-        conn.execute(_insert(conn, plate_variants), rows.variants)
+        _insert_many(conn, plate_variants, rows.variants)
+
+
+def _insert_many(conn: Connection, table: Table, items: list[dict[str, Any]]) -> None:
+    if conn.dialect.name != "postgresql":
+        conn.execute(_insert(conn, table), items)  # sqlite3's executemany: fast enough
+        return
+    # PostgreSQL: COPY the batch into a temporary table (emptied at commit), then one
+    # INSERT ... SELECT ... ON CONFLICT DO NOTHING. A row-by-row executemany costs ~25 us
+    # a row in the driver; COPY's rows are formatted in psycopg's C code. The values
+    # travel as COPY data, never as SQL text; the names come from the schema.
+    cols = [c.name for c in table.columns if c.name in items[0]]
+    names = ", ".join(cols)
+    stage = f"lprmeta_stage_{table.name}"
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for item in items:
+                copy.write_row([item[c] for c in cols])
+        cur.execute(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
 
 
 # --------------------------------------------------------------------------- reading
