@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ _KNOWN_PLATES = 200_000
 RETENTION_BATCH = 500  # pictures or events per step of a retention pass
 MAX_STEPS = 20  # steps per pass at most: a pass is bounded, the next comes soon
 LISTENER_QUEUE = 1000
+_REMEMBERED_REFUSALS = 10_000
 
 
 @dataclass
@@ -96,6 +98,8 @@ class StoreSink:
         self._delay = 0.5
         self._known: set[str] = set()
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        # Events the queue refused before anyone asked (publish comes before expect).
+        self._refused: OrderedDict[str, str] = OrderedDict()
         self._listeners: set[asyncio.Queue[bytes]] = set()
         self.kept_bytes: int | None = None  # this daemon's pictures on disk (retention)
         self._forced_said = False
@@ -152,7 +156,12 @@ class StoreSink:
         StoreUnavailable if it cannot be."""
         fut = self._waiters.get(event_id)
         if fut is None:
-            fut = self._waiters[event_id] = asyncio.get_running_loop().create_future()
+            fut = asyncio.get_running_loop().create_future()
+            why = self._refused.pop(event_id, None)
+            if why is not None:
+                fut.set_exception(StoreUnavailable(why))
+            else:
+                self._waiters[event_id] = fut
         return fut
 
     def dropped(self, event: Event) -> None:
@@ -166,7 +175,11 @@ class StoreSink:
                 fut.set_result(None)
         for event_id in refused:
             fut = self._waiters.pop(event_id, None)
-            if fut is not None and not fut.done():
+            if fut is None:
+                self._refused[event_id] = why
+                if len(self._refused) > _REMEMBERED_REFUSALS:
+                    self._refused.popitem(last=False)
+            elif not fut.done():
                 fut.set_exception(StoreUnavailable(why))
 
     # ----------------------------------------------------------------- listeners

@@ -188,3 +188,20 @@ async def test_the_spool_left_by_a_stopped_daemon_is_written_at_the_next_start(
     async with running_sink(cfg) as r:
         await asyncio.gather(*r.publish(batch(n, 1)))
         assert await r.stored_ids(n + 1) == [e.id for e in batch(0, n + 1)]
+
+
+async def test_an_event_the_full_queue_refused_fails_its_waiter_at_once(tmp_path: Path) -> None:
+    cfg = StoreConfig(data_dir=tmp_path / "data", origin="t")
+    bus = Bus(dedup_window=0)
+    sink = StoreSink(cfg, stats=Stats())
+    await sink.aopen()
+    try:
+        bus.subscribe("store", maxsize=1, on_drop=sink.dropped)  # nobody takes from it
+        first, second = batch(0, 2)
+        bus.publish(first)
+        bus.publish(second)  # refused by the full queue, before anyone waits for it
+        with pytest.raises(StoreUnavailable, match="queue is full"):
+            await asyncio.wait_for(sink.expect(second.id), 1)
+    finally:
+        bus.close()
+        await asyncio.to_thread(sink.close)
