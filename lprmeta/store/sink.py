@@ -214,7 +214,7 @@ class StoreSink:
                         asyncio.wait_for(sub.get(), timeout=self._delay) if waiting else sub.get()
                     )
                 except TimeoutError:
-                    outcome = await loop.run_in_executor(self._pool, self._write, [], [])
+                    outcome = await loop.run_in_executor(self._pool, self._write, [])
                     self._after(outcome)
                     continue
                 if event is None:
@@ -222,9 +222,7 @@ class StoreSink:
                 batch = [event]
                 while len(batch) < self.cfg.batch and (more := sub.get_nowait()) is not None:
                     batch.append(more)
-                lines = [encode_line(e) for e in batch]
-                ids = [e.id for e in batch]
-                outcome = await loop.run_in_executor(self._pool, self._write, lines, ids)
+                outcome = await loop.run_in_executor(self._pool, self._write, batch)
                 self._after(outcome)
         finally:
             left = self._spool.waiting if self._spool is not None else 0
@@ -245,8 +243,11 @@ class StoreSink:
 
     # ----------------------------------------------------------------- writer thread
 
-    def _write(self, lines: list[bytes], ids: list[str]) -> _Outcome:
-        """On the writer thread: this batch into the database, or behind the spool."""
+    def _write(self, batch: list[Event]) -> _Outcome:
+        """On the writer thread: this batch into the database, or behind the spool (the
+        lines are made here too: a batch of 1,000 is ~15 ms of encoding, off the loop)."""
+        lines = [encode_line(e) for e in batch]
+        ids = [e.id for e in batch]
         out = _Outcome()
         spool = self._spool
         assert spool is not None
