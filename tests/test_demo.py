@@ -31,3 +31,25 @@ def test_demo_prints_events_from_all_three_transports(tmp_path: Path) -> None:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == img["sha256"]
     for record in result.stderr.splitlines():  # stderr: logs only, JSON when not a terminal
         json.loads(record)
+    # The demo leaves a store behind that `lprmeta events` searches: every line printed.
+    db = tmp_path / "lprmeta-demo-data" / "events.db"
+    found = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "events", "--db", f"sqlite:///{db}", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr.decode()
+    stored = {json.loads(x)["id"] for x in found.stdout.splitlines()}
+    assert stored == {x["id"] for x in lines}
+    plate = next(x["plate"] for x in lines if x["kind"] == "plate")
+    one = subprocess.run(
+        [sys.executable, "-m", "lprmeta", "events", "--db", f"sqlite:///{db}", "--plate", plate],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        text=True,
+    )
+    assert plate in one.stdout
