@@ -21,6 +21,7 @@ from lprmeta.api import openapi_document
 from lprmeta.daemon import Daemon
 from lprmeta.simulator.http import HttpPusher
 from lprmeta.simulator.script import ReadFactory
+from lprmeta.store import queries
 
 from ..conftest import free_port, make_config
 
@@ -127,6 +128,18 @@ async def test_search_event_picture_csv_cameras_match_the_document(tmp_path: Pat
         check(cams, "/api/cameras", 200)
         assert cams["cameras"][0]["name"] == "gate"
         assert cams["cameras"][0]["last_stored"]["id"] == ids[2]
+
+        # Retention removed the picture: the event says so, the picture answers 410.
+        engine = s.daemon.history.engine
+        with engine.begin() as conn:
+            queries.mark_pictures_removed(conn, [(ids[1], 0)], "removed by retention: test")
+        status, body, _ = await s.get(f"/api/events/{ids[1]}/pictures/{role}")
+        assert status == 410
+        check(body, "/api/events/{id}/pictures/{role}", 410)
+        assert "removed by retention" in body["error"]
+        status, event, _ = await s.get(f"/api/events/{ids[1]}")
+        assert event["images"][0]["missing"] == "removed by retention: test"
+        check(event, "/api/events/{id}", 200)
 
         status, doc, _ = await s.get("/api/openapi.json")
         assert status == 200
