@@ -35,9 +35,9 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ApiConfig
-from .errors import ListenError
 from .health import Health
 from .log import get_logger
+from .metrics import bound_port, start_site
 from .protocol.auth import check_basic
 from .stats import Stats
 from .store import queries
@@ -137,16 +137,8 @@ class ApiServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            where = f"{self.cfg.host}:{self.cfg.port}"
-            raise ListenError(exc.errno, f"API cannot listen on {where}: {exc.strerror}") from exc
-        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.cfg.port
+        self._runner = await start_site(self.app(), self.cfg.host, self.cfg.port, "API")
+        self.port = bound_port(self._runner, self.cfg.port)
         self._log.info("API listening", host=self.cfg.host, port=self.port)
 
     async def aclose(self) -> None:

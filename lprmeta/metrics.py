@@ -28,7 +28,26 @@ from .health import Health
 from .log import get_logger
 from .stats import Stats
 
-__all__ = ["MetricsServer", "render_metrics"]
+__all__ = ["MetricsServer", "render_metrics", "start_site"]
+
+
+async def start_site(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
+    """Serve ``app`` on host:port (port 0: any free one); ListenError when it cannot."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(
+            exc.errno, f"{what} cannot listen on {host}:{port}: {exc.strerror}"
+        ) from exc
+    return runner
+
+
+def bound_port(runner: web.AppRunner, configured: int) -> int:
+    return int(runner.addresses[0][1]) if runner.addresses else configured
 
 
 def _label(value: str) -> str:
@@ -159,18 +178,8 @@ class MetricsServer:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            where = f"{self.cfg.host}:{self.cfg.port}"
-            raise ListenError(
-                exc.errno, f"metrics cannot listen on {where}: {exc.strerror}"
-            ) from exc
-        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.cfg.port
+        self._runner = await start_site(app, self.cfg.host, self.cfg.port, "metrics")
+        self.port = bound_port(self._runner, self.cfg.port)
         self._log.info("metrics listening", host=self.cfg.host, port=self.port)
 
     async def aclose(self) -> None:
