@@ -315,6 +315,7 @@ async def test_two_daemons_share_a_broker_and_a_killed_one_goes_offline(
         cfg = tmp_path / f"{name}.toml"
         cfg.write_text(
             f'[output]\nsnapshot_dir = "{tmp_path / name}"\n'
+            f'[store]\ndata_dir = "{tmp_path / name}-data"\n'
             f'[http]\nlisten = "127.0.0.1:{port}"\n'
             f'[[cameras]]\nname = "{name}-gate"\nhost = "127.0.0.1"\n[cameras.http]\n'
             f'[mqtt]\nport = {broker.port}\nprefix = "site1"\nclient_id = "nvr-{name}"\n'
