@@ -274,6 +274,11 @@ class MqttConfig:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     only_lists: tuple[str, ...] = ()
+    # Home Assistant MQTT discovery: a device per camera, an event entity per read, ...
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    # Which picture the Home Assistant image entity shows: the plate crop or the full one.
+    discovery_picture: str = "plate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -794,6 +799,12 @@ def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
     client_id = r.string("client_id", "")
     if any(ch in client_id for ch in "#+/"):
         r.problem("client_id", "is part of a topic: no '/', '#' or '+'")
+    discovery_prefix = r.string("discovery_prefix", DEFAULT).strip("/")
+    if not discovery_prefix or any(ch in discovery_prefix for ch in "#+"):
+        r.problem("discovery_prefix", "must be a topic without wildcards")
+    discovery_picture = r.string("discovery_picture", DEFAULT)
+    if discovery_picture not in ("plate", "full"):
+        r.problem("discovery_picture", 'must be "plate" or "full"')
     r.model = MqttConfig
     out = MqttConfig(
         host=r.string("host", DEFAULT),
@@ -814,6 +825,9 @@ def _parse_mqtt(r: _Reader | None) -> MqttConfig | None:
         backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
         backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
         only_lists=_names(r, "only_lists"),
+        discovery=r.boolean("discovery", DEFAULT),
+        discovery_prefix=discovery_prefix,
+        discovery_picture=discovery_picture,
     )
     r.finish()
     return out

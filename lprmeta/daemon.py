@@ -211,6 +211,7 @@ class Daemon:
                 cameras=[c.name for c in self.config.cameras],
                 health=self.health,
                 stats=self.stats,
+                transports={c.name: c.transports for c in self.config.cameras},
             )
             mqtt.open()  # a spool that cannot be opened stops the start (ConfigError)
             sub = self._bus.subscribe(

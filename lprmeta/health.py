@@ -42,6 +42,7 @@ class Health:
         # Sinks that connect somewhere (MQTT): "connecting", "up", "down".
         self.sinks: dict[str, TransportState] = {}
         self._listeners: list[Callable[[str], None]] = []
+        self._transport_listeners: list[Callable[[str, str], None]] = []
         # Set by the daemon: the supervised parts (inputs, sinks, tasks) and their state.
         self.supervisor: Supervisor | None = None
         now = time.time()
@@ -55,6 +56,10 @@ class Health:
         """Call ``listener(camera)`` when a camera's availability may have changed."""
         self._listeners.append(listener)
 
+    def on_transport_change(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(camera, transport)`` whenever a transport's state changes."""
+        self._transport_listeners.append(listener)
+
     def set(self, camera: str, transport: str, state: str) -> None:
         """A transport's state; ``down:ConnectError`` and the like count as ``down``."""
         state = state.partition(":")[0]
@@ -63,6 +68,8 @@ class Health:
             return
         before = self.available(camera)
         self.transports[camera][transport] = TransportState(state, time.time())
+        for on_transport in self._transport_listeners:
+            on_transport(camera, transport)
         if self.available(camera) != before:
             for listener in self._listeners:
                 listener(camera)

@@ -32,7 +32,9 @@ import contextlib
 import functools
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from ..health import Health
 from ..log import get_logger, log_counted
 from ..retry import Backoff, Outcome, StateLog, reconnect
 from ..stats import Stats
+from .ha import Discovery
 from .jsonl import encode_line
 from .spool import Spool
 
@@ -55,6 +58,7 @@ __all__ = ["MqttSink", "default_client_id"]
 ONLINE = b"online"
 OFFLINE = b"offline"
 MAX_PICTURE = 32 * 1024 * 1024
+DISCOVERY_LISTEN = 2.0  # seconds at most to learn the discovery configs published before
 
 
 def default_client_id() -> str:
@@ -182,6 +186,7 @@ class MqttSink:
         cameras: list[str],
         health: Health | None = None,
         stats: Stats | None = None,
+        transports: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.client_id = cfg.client_id or default_client_id()
@@ -201,8 +206,24 @@ class MqttSink:
             self._log,
             (lambda s: health.set_sink(self.name, s.partition(":")[0])) if health else None,
         )
+        # Home Assistant discovery (on by default): devices, entities and their states.
+        self.discovery = (
+            Discovery(
+                prefix=cfg.prefix,
+                discovery_prefix=cfg.discovery_prefix,
+                client_id=self.client_id,
+                daemon_topic=self.daemon_topic,
+                cameras={c: frozenset((transports or {}).get(c, ())) for c in cameras},
+                picture=cfg.discovery_picture,
+            )
+            if cfg.discovery
+            else None
+        )
+        self._links: set[tuple[str, str]] = set()  # (camera, transport) to (re)publish
+        self._today: dict[str, tuple[date, int, int]] = {}  # camera: day, reads, missing
         if health is not None:
             health.on_change(self._camera_changed)
+            health.on_transport_change(self._transport_changed)
             health.set_sink(self.name, "connecting")
 
     def topic(self, camera: str, kind: str) -> str:
@@ -319,6 +340,11 @@ class MqttSink:
     ) -> bool:
         """Publish until the backlog ends (True) or the connection breaks (raises)."""
         await client.publish(self.daemon_topic, ONLINE, qos=1, retain=True)
+        if self.discovery is not None:
+            await self._announce(client, self.discovery)
+            self._links.update(
+                (c, t) for c, ts in self.discovery.cameras.items() for t in sorted(ts)
+            )
         self._dirty.update(self._cameras)
         self._dirty_event.set()
         try:
@@ -383,12 +409,75 @@ class MqttSink:
             qos=cfg.qos,
             retain=cfg.retain,
         )
+        if self.discovery is not None:
+            await self._publish_ha(client, self.discovery, item)
+
+    # ------------------------------------------------------------ Home Assistant
+
+    async def _announce(self, client: aiomqtt.Client, ha: Discovery) -> None:
+        """Publish every discovery config (retained), and clear the ones this daemon
+        published before for cameras it no longer has (empty retained payloads)."""
+        configs = ha.configs()
+        before: set[str] = set()
+        await client.subscribe(ha.config_filter, qos=1)
+        try:  # the broker sends the retained configs at once; a quiet moment ends them
+            async with asyncio.timeout(DISCOVERY_LISTEN):
+                while True:
+                    message = await asyncio.wait_for(anext(aiter(client.messages)), 0.3)
+                    if message.payload:
+                        before.add(str(message.topic))
+        except TimeoutError:
+            pass
+        await client.unsubscribe(ha.config_filter)
+        gone = sorted(before - configs.keys())
+        for topic in gone:
+            await client.publish(topic, b"", qos=1, retain=True)
+        if gone:
+            self._log.info("Home Assistant entities of removed cameras cleared", configs=len(gone))
+        for topic, body in configs.items():
+            await client.publish(topic, orjson.dumps(body), qos=1, retain=True)
+
+    async def _publish_ha(self, client: aiomqtt.Client, ha: Discovery, item: _Item) -> None:
+        data = orjson.loads(item.line)
+        camera = item.camera
+        qos = self.cfg.qos
+        event = orjson.dumps(ha.event_payload(data), default=str)
+        await client.publish(ha.state(camera, "event"), event, qos=qos, retain=False)
+        if item.kind == "plate" and data.get("plate"):
+            attributes = orjson.dumps(ha.attributes(data), default=str)
+            await client.publish(
+                ha.state(camera, "last_plate/attributes"), attributes, qos=qos, retain=True
+            )
+            await client.publish(
+                ha.state(camera, "last_plate"), str(data["plate"]), qos=qos, retain=True
+            )
+        today = datetime.now().astimezone().date()
+        day, reads, missing = self._today.get(camera, (today, 0, 0))
+        if day != today:
+            reads = missing = 0
+        reads += item.kind == "plate"
+        missing += sum(1 for i in data.get("images") or () if i.get("missing"))
+        self._today[camera] = (today, reads, missing)
+        await client.publish(ha.state(camera, "reads_today"), str(reads), qos=qos, retain=True)
+        await client.publish(
+            ha.state(camera, "pictures_missing_today"), str(missing), qos=qos, retain=True
+        )
+        path = ha.picture_path(data)
+        if path is not None:
+            picture = await asyncio.to_thread(_read_picture, path)  # the disk, off the loop
+            if picture is not None:
+                await client.publish(ha.state(camera, "picture"), picture, qos=qos, retain=True)
 
     # ------------------------------------------------------------ availability
 
     def _camera_changed(self, camera: str) -> None:
         self._dirty.add(camera)
         self._dirty_event.set()
+
+    def _transport_changed(self, camera: str, transport: str) -> None:
+        if self.discovery is not None:
+            self._links.add((camera, transport))
+            self._dirty_event.set()
 
     async def _publish_statuses(self, client: aiomqtt.Client) -> None:
         while self._dirty:
@@ -398,6 +487,16 @@ class MqttSink:
             await client.publish(
                 f"{self.cfg.prefix}/{camera}/status",
                 ONLINE if available else OFFLINE,
+                qos=1,
+                retain=True,
+            )
+        while self._links and self.discovery is not None:
+            camera, transport = link = min(self._links)
+            self._links.discard(link)
+            state = self.health.transports.get(camera, {}).get(transport) if self.health else None
+            await client.publish(
+                self.discovery.state(camera, f"connected/{transport}"),
+                b"ON" if state is not None and state.state == "up" else b"OFF",
                 qos=1,
                 retain=True,
             )

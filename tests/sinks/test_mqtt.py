@@ -8,7 +8,6 @@ import io
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +28,6 @@ from .mosquitto import MOSQUITTO, Broker, make_tls, recording
 pytestmark = pytest.mark.skipif(
     not Path(MOSQUITTO).exists(), reason="mosquitto is installed by scripts/test"
 )
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    b = Broker(workdir)
-    b.start()
-    yield b
-    b.stop()
 
 
 def mqtt(broker: Broker, **extra: Any) -> dict[str, Any]:
