@@ -43,6 +43,9 @@ class Health:
         self.sinks: dict[str, TransportState] = {}
         self._listeners: list[Callable[[str], None]] = []
         self._transport_listeners: list[Callable[[str, str], None]] = []
+        self._identity_listeners: list[Callable[[str], None]] = []
+        # What a camera said it is (ONVIF): manufacturer, model, firmware, serial.
+        self.devices: dict[str, dict[str, str]] = {}
         # Set by the daemon: the supervised parts (inputs, sinks, tasks) and their state.
         self.supervisor: Supervisor | None = None
         now = time.time()
@@ -55,6 +58,17 @@ class Health:
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(camera)`` when a camera's availability may have changed."""
         self._listeners.append(listener)
+
+    def on_identity(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(camera)`` when a camera has said what it is."""
+        self._identity_listeners.append(listener)
+
+    def identify(self, camera: str, **info: str | None) -> None:
+        known = {k: v for k, v in info.items() if v}
+        if known and self.devices.get(camera) != known:
+            self.devices[camera] = known
+            for listener in self._identity_listeners:
+                listener(camera)
 
     def on_transport_change(self, listener: Callable[[str, str], None]) -> None:
         """Call ``listener(camera, transport)`` whenever a transport's state changes."""

@@ -11,6 +11,7 @@ before each connection.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ..config import CameraConfig
@@ -24,7 +25,13 @@ __all__ = ["CameraIdentity"]
 
 class CameraIdentity:
     def __init__(
-        self, camera: CameraConfig, *, features: list[str], log: Any, timeout: float
+        self,
+        camera: CameraConfig,
+        *,
+        features: list[str],
+        log: Any,
+        timeout: float,
+        on_device: Callable[[DeviceInfo], None] | None = None,
     ) -> None:
         assert camera.rtsp is not None
         self.camera = camera
@@ -34,6 +41,7 @@ class CameraIdentity:
         self._log = log
         self._timeout = timeout
         self._identified = False
+        self._on_device = on_device
         self._task: asyncio.Task[None] | None = None
 
     async def stream_url(self) -> str:
@@ -80,6 +88,8 @@ class CameraIdentity:
             self._log.info(note)
         if device is None:
             return
+        if self._on_device is not None:
+            self._on_device(device)
         self._log.info(
             "camera identified",
             manufacturer=device.manufacturer,

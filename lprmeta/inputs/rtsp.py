@@ -97,7 +97,23 @@ class RtspInput:
         self.backoff = Backoff(self.cfg.backoff_initial, self.cfg.backoff_max)
         self.connected = asyncio.Event()
         self.identity = CameraIdentity(
-            camera, features=features or [], log=self._log, timeout=self.cfg.effective_open_timeout
+            camera,
+            features=features or [],
+            log=self._log,
+            timeout=self.cfg.effective_open_timeout,
+            on_device=(
+                (
+                    lambda d: health.identify(
+                        camera.name,
+                        manufacturer=d.manufacturer,
+                        model=d.model,
+                        sw_version=d.firmware,
+                        serial_number=d.serial,
+                    )
+                )
+                if health is not None
+                else None
+            ),
         )
         self.session_timeout: int | None = None
         self.refresh: float | None = None

@@ -42,6 +42,7 @@ _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 # Every kind of event lprmeta emits, and a plate on a configured list.
 EVENT_TYPES = ("plate", "plate_listed", *(k.value for k in Kind if k is not Kind.PLATE))
 TRANSPORT_NAMES = {"tcp": "TCP", "rtsp": "RTSP", "http": "HTTP"}
+DEVICE_INFO = ("manufacturer", "model", "sw_version", "serial_number")
 
 
 def _sw_version() -> str:
@@ -108,16 +109,21 @@ class Discovery:
             "sw_version": __version__,
         }
 
-    def _camera_device(self, camera: str) -> dict[str, Any]:
+    def _camera_device(self, camera: str, known: Mapping[str, str]) -> dict[str, Any]:
+        """The camera's device: what it said it is (ONVIF), where it said it."""
         return {
             "identifiers": [f"{self.node}_{safe_id(camera)}"],
             "name": camera,
             "model": "LPR camera",
+            **{k: v for k, v in known.items() if k in DEVICE_INFO},
             "via_device": self.node,
         }
 
-    def configs(self) -> dict[str, dict[str, Any]]:
-        """Topic -> discovery config, for the daemon and every camera."""
+    def configs(
+        self, devices: Mapping[str, Mapping[str, str]] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Topic -> discovery config, for the daemon and every camera (``devices``: what
+        cameras said they are)."""
         out: dict[str, dict[str, Any]] = {}
         running = f"{self.node}_running"
         out[self.config_topic("binary_sensor", running)] = {
@@ -131,17 +137,20 @@ class Discovery:
             "device": self._daemon_device(),
             "origin": self._origin(),
         }
-        for camera, transports in sorted(self.cameras.items()):
-            out.update(self._camera_configs(camera, transports))
+        for camera in sorted(self.cameras):
+            out.update(self.camera_configs(camera, (devices or {}).get(camera, {})))
         return out
 
-    def _camera_configs(self, camera: str, transports: frozenset[str]) -> dict[str, dict[str, Any]]:
+    def camera_configs(
+        self, camera: str, known: Mapping[str, str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        transports = self.cameras.get(camera, frozenset())
         cam = safe_id(camera)
         both = {
             "availability": [{"topic": self.daemon_topic}, {"topic": self.status(camera)}],
             "availability_mode": "all",
         }
-        common = {"device": self._camera_device(camera), "origin": self._origin()}
+        common = {"device": self._camera_device(camera, known or {}), "origin": self._origin()}
 
         def entity(component: str, key: str, **config: Any) -> tuple[str, dict[str, Any]]:
             object_id = f"{cam}_{key}"

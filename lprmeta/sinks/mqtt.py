@@ -220,10 +220,12 @@ class MqttSink:
             else None
         )
         self._links: set[tuple[str, str]] = set()  # (camera, transport) to (re)publish
+        self._rediscover: set[str] = set()  # cameras whose device info came in
         self._today: dict[str, tuple[date, int, int]] = {}  # camera: day, reads, missing
         if health is not None:
             health.on_change(self._camera_changed)
             health.on_transport_change(self._transport_changed)
+            health.on_identity(self._identified)
             health.set_sink(self.name, "connecting")
 
     def topic(self, camera: str, kind: str) -> str:
@@ -417,7 +419,7 @@ class MqttSink:
     async def _announce(self, client: aiomqtt.Client, ha: Discovery) -> None:
         """Publish every discovery config (retained), and clear the ones this daemon
         published before for cameras it no longer has (empty retained payloads)."""
-        configs = ha.configs()
+        configs = ha.configs(self.health.devices if self.health is not None else None)
         before: set[str] = set()
         await client.subscribe(ha.config_filter, qos=1)
         try:  # the broker sends the retained configs at once; a quiet moment ends them
@@ -474,6 +476,11 @@ class MqttSink:
         self._dirty.add(camera)
         self._dirty_event.set()
 
+    def _identified(self, camera: str) -> None:
+        if self.discovery is not None:
+            self._rediscover.add(camera)
+            self._dirty_event.set()
+
     def _transport_changed(self, camera: str, transport: str) -> None:
         if self.discovery is not None:
             self._links.add((camera, transport))
@@ -490,6 +497,11 @@ class MqttSink:
                 qos=1,
                 retain=True,
             )
+        while self._rediscover and self.discovery is not None and self.health is not None:
+            camera = self._rediscover.pop()
+            known = self.health.devices.get(camera, {})
+            for topic, body in self.discovery.camera_configs(camera, known).items():
+                await client.publish(topic, orjson.dumps(body), qos=1, retain=True)
         while self._links and self.discovery is not None:
             camera, transport = link = min(self._links)
             self._links.discard(link)

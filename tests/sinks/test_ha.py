@@ -271,3 +271,39 @@ def test_names_become_safe_stable_distinct_ids(name: str) -> None:
     if name and re.fullmatch(r"[a-zA-Z0-9_-]+", name):
         assert sid == name
     assert safe_id("gate 1") != safe_id("gate_1")
+
+
+async def test_a_camera_that_says_what_it_is_gets_its_device_info(
+    tmp_path: Path, broker: Broker
+) -> None:
+    from lprmeta.simulator.camera import SimulatedCamera
+
+    sim = SimulatedCamera(rtsp_port=0, password="sim-pass")
+    async with sim:
+        assert sim.rtsp is not None
+        assert sim.web is not None
+        cam = {
+            "name": "lane",
+            "host": "127.0.0.1",
+            "http_port": sim.web.port,
+            "password": "sim-pass",
+            "rtsp": {"url": sim.rtsp.url, "pictures": False},
+        }
+        config = make_config(tmp_path, mqtt=mqtt(broker), cameras=[cam])
+        topic = "homeassistant/event/nvr1/lane_read/config"
+        async with (
+            recording(broker, "homeassistant/#") as rec,
+            Daemon(config, stdout=io.BytesIO()),
+        ):
+            await rec.wait(
+                lambda: (
+                    bool(rec.on(topic))
+                    and "manufacturer" in json.loads(rec.on(topic)[-1])["device"]
+                )
+            )
+    device = json.loads(rec.on(topic)[-1])["device"]
+    assert device["manufacturer"].startswith("Milesight")
+    assert device["model"] == "MS-C5367-X23LPC"
+    assert device["via_device"] == "nvr1"
+    check_config(topic, json.loads(rec.on(topic)[-1]))
+    assert json.loads(rec.on("homeassistant/binary_sensor/nvr1/lane_rtsp_connected/config")[-1])
