@@ -440,19 +440,14 @@ class MqttSink:
             await client.publish(topic, orjson.dumps(body), qos=1, retain=True)
 
     async def _publish_ha(self, client: aiomqtt.Client, ha: Discovery, item: _Item) -> None:
+        """The event entity fires first (acknowledged, like the event itself); the states
+        behind it (last plate, counters, picture) go out together, not one round trip
+        after another."""
         data = orjson.loads(item.line)
         camera = item.camera
         qos = self.cfg.qos
         event = orjson.dumps(ha.event_payload(data), default=str)
         await client.publish(ha.state(camera, "event"), event, qos=qos, retain=False)
-        if item.kind == "plate" and data.get("plate"):
-            attributes = orjson.dumps(ha.attributes(data), default=str)
-            await client.publish(
-                ha.state(camera, "last_plate/attributes"), attributes, qos=qos, retain=True
-            )
-            await client.publish(
-                ha.state(camera, "last_plate"), str(data["plate"]), qos=qos, retain=True
-            )
         today = datetime.now().astimezone().date()
         day, reads, missing = self._today.get(camera, (today, 0, 0))
         if day != today:
@@ -460,15 +455,21 @@ class MqttSink:
         reads += item.kind == "plate"
         missing += sum(1 for i in data.get("images") or () if i.get("missing"))
         self._today[camera] = (today, reads, missing)
-        await client.publish(ha.state(camera, "reads_today"), str(reads), qos=qos, retain=True)
-        await client.publish(
-            ha.state(camera, "pictures_missing_today"), str(missing), qos=qos, retain=True
-        )
+        states: list[tuple[str, bytes]] = []
+        if item.kind == "plate" and data.get("plate"):
+            attributes = orjson.dumps(ha.attributes(data), default=str)
+            states.append((ha.state(camera, "last_plate/attributes"), attributes))
+            states.append((ha.state(camera, "last_plate"), str(data["plate"]).encode()))
+        states.append((ha.state(camera, "reads_today"), str(reads).encode()))
+        states.append((ha.state(camera, "pictures_missing_today"), str(missing).encode()))
         path = ha.picture_path(data)
         if path is not None:
             picture = await asyncio.to_thread(_read_picture, path)  # the disk, off the loop
             if picture is not None:
-                await client.publish(ha.state(camera, "picture"), picture, qos=qos, retain=True)
+                states.append((ha.state(camera, "picture"), picture))
+        await asyncio.gather(
+            *(client.publish(topic, payload, qos=qos, retain=True) for topic, payload in states)
+        )
 
     # ------------------------------------------------------------ availability
 
