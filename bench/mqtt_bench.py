@@ -61,8 +61,14 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
     if args.spool:
         mqtt["spool"] = str(work / "mqtt.spool")
+    mqtt["discovery"] = args.discovery
     config = parse_config(
-        {"output": {"snapshot_dir": str(work / "snap")}, "bus": {"dedup_window": 0}, "mqtt": mqtt}
+        {
+            "output": {"snapshot_dir": str(work / "snap")},
+            "store": {"enabled": False},  # the MQTT sink alone
+            "bus": {"dedup_window": 0},
+            "mqtt": mqtt,
+        }
     )
     out: dict[str, Any] = {}
     try:
@@ -104,6 +110,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--backlog", type=int, default=10_000)
     ap.add_argument("--spool", action="store_true", help="buffer in the spool file")
+    ap.add_argument(
+        "--discovery",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Home Assistant discovery on (the default) or off",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(bench(args, Path(tmp)))

@@ -331,6 +331,8 @@ class StoreConfig:
     origin: str = field(default_factory=_hostname)
     # How long an HTTP push waits for its event to be committed before a 503.
     commit_timeout: float = 10.0
+    # Group commit: how long the writer waits for more events before a small batch.
+    commit_wait: float = 0.02
 
     @property
     def sqlite_path(self) -> Path:
@@ -931,6 +933,7 @@ def _parse_store(r: _Reader | None) -> StoreConfig:
         spool_events=r.integer("spool_events", DEFAULT, 1, 100_000_000),
         retention_interval=r.number("retention_interval", DEFAULT, 0.01, 86400.0),
         commit_timeout=r.number("commit_timeout", DEFAULT, 0.1, 300.0),
+        commit_wait=r.number("commit_wait", DEFAULT, 0.0, 1.0),
         **({"origin": origin} if origin else {}),
     )
     r.finish()
