@@ -204,10 +204,10 @@ async def test_every_read_fires_and_the_picture_is_the_saved_jpeg(
     assert fired[0]["lists"] == ["residents"]
     assert fired[0]["confidence"] == 0.93
     assert rec.on("site1/gate/ha/picture")[0] == jpeg
-    assert rec.on("site1/gate/ha/last_plate")[-1] == b"ZZ9999"
-    attributes = json.loads(rec.on("site1/gate/ha/last_plate/attributes")[0])
-    assert attributes["plate"] == "AB1234"
-    assert rec.on("site1/gate/ha/reads_today")[-1] == b"3"
+    # The last-plate sensor: one message, its state picked out by the value template.
+    assert json.loads(rec.on("site1/gate/ha/last_plate")[-1])["plate"] == "ZZ9999"
+    assert json.loads(rec.on("site1/gate/ha/last_plate")[0])["confidence"] == 0.93
+    assert json.loads(rec.on("site1/gate/ha/today")[-1]) == {"reads": 3, "pictures_missing": 0}
     assert rec.on("site1/gate/ha/connected/http")  # the transport's state is published
 
 
