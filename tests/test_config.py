@@ -235,6 +235,9 @@ def test_example_config_commented_options_are_valid_too() -> None:
     assert config.metrics is not None and config.metrics.host == "127.0.0.1"
     assert [w.url for w in config.webhooks] == ["http://127.0.0.1:9000/lpr"]
     assert [x.name for x in config.lists] == ["residents"]
+    assert config.store.url is not None and config.store.max_pictures_bytes == 20 * 2**30
+    assert config.api is not None and config.api.port == 8081
+    assert config.mqtt.discovery
 
 
 def test_url_credentials_are_secrets_and_ambiguous_auth_is_refused() -> None:

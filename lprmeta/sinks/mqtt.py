@@ -430,7 +430,7 @@ class MqttSink:
         try:  # the broker sends the retained configs at once; a quiet moment ends them
             async with asyncio.timeout(DISCOVERY_LISTEN):
                 while True:
-                    message = await asyncio.wait_for(anext(aiter(client.messages)), 0.3)
+                    message = await asyncio.wait_for(anext(aiter(client.messages)), 0.5)
                     if message.payload:
                         before.add(str(message.topic))
         except TimeoutError:
