@@ -172,6 +172,7 @@ def bulk_load(engines: dict[str, Engine], n: int, plates: int) -> float:
     chunk = 20_000
     for start in range(0, n, chunk):
         rows = queries.event_rows(lines(start, min(n, start + chunk), plates, parts), "bench", seen)
+        seen |= rows.plates
         with ThreadPoolExecutor(len(engines)) as pool:  # the databases work side by side
             list(pool.map(partial(_insert, rows=rows), engines.values()))
         if (start + chunk) % 500_000 == 0:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -262,6 +262,7 @@ class Rows:
     events: list[dict[str, Any]] = field(default_factory=list)
     pictures: list[dict[str, Any]] = field(default_factory=list)
     variants: list[dict[str, Any]] = field(default_factory=list)
+    plates: set[str] = field(default_factory=set)  # folded plates whose variants are here
     kept_bytes: int = 0  # bytes of the saved pictures among them (the disk budget)
 
 
@@ -269,10 +270,11 @@ def _text(value: object, limit: int) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
 
-def event_rows(lines: Iterable[bytes], origin: str, known_plates: set[str] | None = None) -> Rows:
-    """The rows of events given as JSON lines (as written to stdout or the spool)."""
+def event_rows(lines: Iterable[bytes], origin: str, known_plates: Set[str] = frozenset()) -> Rows:
+    """The rows of events given as JSON lines (as written to stdout or the spool); the
+    variants of plates in ``known_plates`` (stored already) are left out. The caller
+    adds ``rows.plates`` to what it knows once the rows are committed."""
     rows = Rows()
-    seen_plates = known_plates if known_plates is not None else set()
     for line in lines:
         data = orjson.loads(line)
         event_id = str(data["id"])[:64]
@@ -320,8 +322,8 @@ def event_rows(lines: Iterable[bytes], origin: str, known_plates: set[str] | Non
             )
             if path is not None and missing is None and isinstance(size, int):
                 rows.kept_bytes += size
-        if folded and folded not in seen_plates:
-            seen_plates.add(folded)
+        if folded and folded not in known_plates and folded not in rows.plates:
+            rows.plates.add(folded)
             rows.variants += ({"variant": v, "folded": folded} for v in set(_variants(folded)))
     return rows
 

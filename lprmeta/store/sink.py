@@ -303,15 +303,14 @@ class StoreSink:
         assert self.engine is not None
         if len(self._known) > _KNOWN_PLATES:
             self._known.clear()
-        known = set(self._known)
-        rows = queries.event_rows(lines, self.cfg.origin, known)
+        rows = queries.event_rows(lines, self.cfg.origin, self._known)
         try:
             self._prepare()
             with self.engine.begin() as conn:
                 queries.insert_lines(conn, rows)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(_reason(exc)) from None
-        self._known = known
+        self._known |= rows.plates
         if self.kept_bytes is not None:
             self.kept_bytes += rows.kept_bytes
         if self._down_since is not None:
