@@ -243,19 +243,24 @@ class Daemon:
                 self._api = ApiServer(
                     self.config.api, store=history, health=self.health, stats=self.stats
                 )
-        self._fetcher = PictureFetcher()
-        await self._fetcher.__aenter__()
-        self._intake = Intake(
-            bus=self._bus,
-            stats=self.stats,
-            cameras=self.config.cameras,
-            store=self.store,
-            matcher=self.matcher,
-            health=self.health,
-            fetcher=self._fetcher,
-        )
-        self._intake.durable = self.history
-        self._inputs = self._build_inputs()
+        try:
+            self._fetcher = PictureFetcher()
+            await self._fetcher.__aenter__()
+            self._intake = Intake(
+                bus=self._bus,
+                stats=self.stats,
+                cameras=self.config.cameras,
+                store=self.store,
+                matcher=self.matcher,
+                health=self.health,
+                fetcher=self._fetcher,
+            )
+            self._intake.durable = self.history
+            self._inputs = self._build_inputs()
+        except BaseException:
+            if self.history is not None:  # its writer thread and database connections
+                await asyncio.to_thread(self.history.close)
+            raise
         self._runner = asyncio.create_task(self._main(sinks), name="lprmeta-daemon")
         started = asyncio.create_task(self._started.wait())
         await asyncio.wait({started, self._runner}, return_when=asyncio.FIRST_COMPLETED)
