@@ -169,7 +169,10 @@ def main() -> None:
         port = s.getsockname()[1]
     config = work / "bench.toml"
     config.write_text(
-        f'[output]\nsnapshot_dir = "snaps"\n[bus]\ndedup_window = 0\n'
+        # The store is off: this measures the receiver and the path to the JSON line, as
+        # the README's figures always have (the store's own figures: store_bench.py,
+        # scale_bench.py --store both).
+        f'[output]\nsnapshot_dir = "snaps"\n[store]\nenabled = false\n[bus]\ndedup_window = 0\n'
         f'[http]\nlisten = "127.0.0.1:{port}"\n'
         f'[[cameras]]\nname = "bench"\nhost = "127.0.0.9"\n'
     )

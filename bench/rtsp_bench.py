@@ -62,7 +62,9 @@ def daemon_config(work: Path, ports: list[int]) -> Path:
             f'  url = "rtsp://127.0.0.1:{port}/onvif/metadata"\n  pictures = false\n'
         )
     path = work / "bench.toml"
-    path.write_text('[output]\nsnapshot_dir = "snaps"\n\n' + "\n".join(cams))
+    # The store is off: the RTSP path alone, as the README's figures always were.
+    text = '[output]\nsnapshot_dir = "snaps"\n[store]\nenabled = false\n\n'
+    path.write_text(text + "\n".join(cams))
     return path
 
 
