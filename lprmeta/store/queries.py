@@ -67,7 +67,9 @@ MAX_CANDIDATES = 500
 MAX_FILTER_TEXT = 128
 KINDS = tuple(k.value for k in Kind)
 LISTS = (*(t.value for t in ListType), "none")
-_RELATIVE = re.compile(r"^(\d{1,6})\s*(s|m|h|d|w)$")
+_RELATIVE = re.compile(r"^([0-9]{1,6})\s*(s|m|h|d|w)$")
+# Microseconds a cursor or a time may hold: what fits a 64-bit column, and a datetime.
+_MAX_US = 2**62
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -120,18 +122,20 @@ def parse_when(text: str, now: datetime, parameter: str) -> int:
     """``2h``, ``30m``, ``7d`` (that long ago), or an ISO 8601 time (UTC when it says
     no zone): microseconds since the epoch."""
     text = text.strip()
-    m = _RELATIVE.match(text)
-    if m:
-        return to_us(now - timedelta(seconds=int(m[1]) * _UNITS[m[2]]))
     try:
+        m = _RELATIVE.match(text)
+        if m:
+            return to_us(now - timedelta(seconds=int(m[1]) * _UNITS[m[2]]))
         when = datetime.fromisoformat(text.replace("z", "Z"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return to_us(when)
     except ValueError:
         raise FilterError(
             parameter, "expected a time such as 2026-11-29T08:00:00Z, or an age such as 2h"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return to_us(when)
+    except OverflowError:  # "999999w" ago, or year 1 at +14:00: before the calendar starts
+        raise FilterError(parameter, "out of the range of times") from None
 
 
 def _words(params: Mapping[str, str | Sequence[str]], name: str) -> tuple[str, ...]:
@@ -162,10 +166,15 @@ def _one(params: Mapping[str, str | Sequence[str]], name: str) -> str | None:
     return raw.strip() or None
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _integer(text: str | None, name: str, low: int, high: int, default: int) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _digits(text) or not low <= int(text) <= high:
         raise FilterError(name, f"expected a whole number from {low} to {high}")
     return int(text)
 
@@ -180,7 +189,9 @@ def decode_cursor(text: str) -> tuple[int, str]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raw = ""
     us, _, event_id = raw.partition(":")
-    if not event_id or not us.lstrip("-").isdigit():
+    if not event_id or len(event_id) > 64 or not _digits(us.removeprefix("-")) or len(us) > 20:
+        raise FilterError("cursor", "not a cursor this API gave (use next_cursor as is)")
+    if abs(int(us)) > _MAX_US:
         raise FilterError("cursor", "not a cursor this API gave (use next_cursor as is)")
     return int(us), event_id
 
@@ -488,7 +499,8 @@ def get_event(conn: Connection, event_id: str) -> dict[str, Any] | None:
 def get_picture(conn: Connection, event_id: str, role: str) -> StoredPicture | None:
     """The event's first picture in that role (``plate``), or its ``n``-th (``2``)."""
     q = select(pictures).where(pictures.c.event_id == event_id)
-    q = q.where(pictures.c.n == int(role)) if role.isdigit() else q.where(pictures.c.role == role)
+    by_place = _digits(role) and len(role) < 6
+    q = q.where(pictures.c.n == int(role)) if by_place else q.where(pictures.c.role == role)
     row = conn.execute(q.order_by(pictures.c.n).limit(1)).first()
     if row is None:
         return None

@@ -167,6 +167,8 @@ async def test_credentials_and_bad_requests_get_clear_answers(tmp_path: Path) ->
             ({"cursor": "x"}, "cursor"),
             ({"plate": "' OR 1=1 --", "kind": "plate'--"}, "kind"),
             ({"sort": "plate"}, "sort"),
+            ({"limit": "²"}, "limit"),
+            ({"since": "999999w"}, "since"),
         ):
             status, body, _ = await s.get("/api/events", params=params)
             assert status == 400, params
