@@ -110,7 +110,7 @@ class SnapshotRetention:
 
                 self._remove(day_dir, r, older, forced=False)
         if self.max_bytes is not None:
-            days = self._days()
+            # The same listing: a day directory the age rule emptied measures 0.
             total = sum(self._size(d, now.date(), day) for day, d in days)
             budget = total - self.max_bytes
             for _day, day_dir in days:

@@ -307,3 +307,12 @@ async def test_a_camera_that_says_what_it_is_gets_its_device_info(
     assert device["via_device"] == "nvr1"
     check_config(topic, json.loads(rec.on(topic)[-1]))
     assert json.loads(rec.on("homeassistant/binary_sensor/nvr1/lane_rtsp_connected/config")[-1])
+
+
+async def test_discovery_off_announces_nothing(tmp_path: Path, broker: Broker) -> None:
+    config = make_config(tmp_path, mqtt=mqtt(broker, discovery=False), cameras=cameras("gate"))
+    async with recording(broker, "#") as rec, Daemon(config, stdout=io.BytesIO()) as d:
+        d.deliver(car("AB1234", "gate"))
+        await rec.wait(lambda: bool(rec.on("site1/gate/plate")))
+    assert not [m.topic for m in rec.messages if m.topic.startswith("homeassistant/")]
+    assert not [m.topic for m in rec.messages if "/ha/" in m.topic]

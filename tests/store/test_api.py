@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import jsonschema
-import pytest
 
 from lprmeta.api import openapi_document
 from lprmeta.daemon import Daemon
@@ -204,9 +203,19 @@ async def test_the_stream_sends_each_event_as_it_is_stored(tmp_path: Path) -> No
         assert got == ids
 
 
-@pytest.mark.parametrize("open_api", [True])
-async def test_an_open_api_needs_no_credentials(tmp_path: Path, open_api: bool) -> None:
+async def test_an_open_api_needs_no_credentials(tmp_path: Path) -> None:
     async with site(tmp_path) as s:
         status, body, _ = await s.get("/api/events")
         assert status == 200
         assert body == {"events": [], "next_cursor": None}
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_text() -> None:
+    from lprmeta.api import _csv_rows
+
+    event = {"id": "e1", "plate": '=HYPERLINK("http://x")', "camera": "+cmd", "images": []}
+    rows = list(csv.reader(io.StringIO(_csv_rows([event], header=True).decode())))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["plate"] == '\'=HYPERLINK("http://x")'
+    assert row["camera"] == "'+cmd"
+    assert row["id"] == "e1"

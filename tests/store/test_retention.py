@@ -110,3 +110,38 @@ async def test_a_tight_budget_removes_younger_pictures_and_says_so_once(
     said = [e for e in logs if "disk budget forces" in e["event"]]
     assert len(said) == 1
     assert disk_use(root) <= budget_days * day
+
+
+async def test_only_this_daemons_pictures_are_removed(tmp_path: Path) -> None:
+    """Several daemons share one database: each cleans up its own disk only."""
+    from lprmeta.sinks.jsonl import encode_line
+    from lprmeta.store import queries
+
+    root = tmp_path / "snapshots"
+    root.mkdir()
+    cfg = StoreConfig(data_dir=tmp_path / "data", keep_days=1, keep_events_days=1, origin="us")
+    old = START - timedelta(days=10)
+    mine, theirs = root / "mine.jpg", root / "theirs.jpg"
+    for path in (mine, theirs):
+        path.write_bytes(b"\xff\xd8\xff" + bytes(100))
+    stats = Stats()
+    async with running_sink(cfg, stats) as r:
+        r.sink.clock = START.timestamp
+        r.sink.snapshot_root = root.resolve()
+        await asyncio.gather(
+            *r.publish(
+                [make_event(1, received=old, images=(ImageRef("plate", str(mine), 103, None),))]
+            )
+        )
+        other = make_event(2, received=old, images=(ImageRef("plate", str(theirs), 103, None),))
+        assert r.sink.engine is not None
+        with r.sink.engine.begin() as conn:  # written by another daemon
+            queries.insert_lines(conn, queries.event_rows([encode_line(other)], "them"))
+        while (await r.sink.retain()).more:
+            pass
+        with r.sink.engine.connect() as conn:
+            ids = {row.id for row in conn.execute(select(events_table.c.id))}
+    assert not mine.exists()
+    assert theirs.exists()
+    assert ids == {"ev00000002"}
+    assert stats.get("retention_events_removed") == 1
