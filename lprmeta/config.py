@@ -324,8 +324,9 @@ class StoreConfig:
     max_pictures_bytes: int | None = None
     # Events written in one transaction at most (group commit).
     batch: int = 1000
-    # Events kept on disk while the database is away, at most.
+    # Events kept on disk while the database is away, at most, and their bytes at most.
     spool_events: int = 1_000_000
+    spool_bytes: int = 1024 * MIB
     retention_interval: float = 60.0
     # This daemon's name in a shared database (whose disk holds a picture).
     origin: str = field(default_factory=_hostname)
@@ -931,6 +932,7 @@ def _parse_store(r: _Reader | None) -> StoreConfig:
         max_pictures_bytes=budget,
         batch=r.integer("batch", DEFAULT, 1, 100_000),
         spool_events=r.integer("spool_events", DEFAULT, 1, 100_000_000),
+        spool_bytes=r.integer("spool_bytes", DEFAULT, MIB, 1024 * 1024 * MIB),
         retention_interval=r.number("retention_interval", DEFAULT, 0.01, 86400.0),
         commit_timeout=r.number("commit_timeout", DEFAULT, 0.1, 300.0),
         commit_wait=r.number("commit_wait", DEFAULT, 0.0, 1.0),

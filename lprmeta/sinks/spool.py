@@ -30,9 +30,10 @@ MAX_RECORD = 16 * 1024 * 1024  # an event line is far smaller; a longer "record"
 
 
 class Spool:
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(self, path: Path, limit: int, *, limit_bytes: int | None = None) -> None:
         self.path = path
         self.limit = limit
+        self.limit_bytes = limit_bytes  # bytes waiting at most (None: only ``limit`` records)
         self.torn = 0  # bytes cut off a torn last record at start-up
         path.parent.mkdir(parents=True, exist_ok=True)
         self._offset_path = path.with_name(path.name + ".offset")
@@ -44,10 +45,13 @@ class Spool:
     # ------------------------------------------------------------------ writing
 
     def append(self, record: bytes) -> bool:
-        """Queue one record (ending in ``\\n``); False when ``limit`` records wait."""
+        """Queue one record (ending in ``\\n``); False when ``limit`` records (or
+        ``limit_bytes`` bytes) wait."""
         if self.waiting >= self.limit:
             return False
         size = self._file.seek(0, os.SEEK_END)
+        if self.limit_bytes is not None and size - self._offset + len(record) > self.limit_bytes:
+            return False
         try:
             self._file.write(record)
             self._file.flush()

@@ -112,7 +112,9 @@ class StoreSink:
         cannot be reached is not fatal (events wait in the spool); a schema from a newer
         lprmeta is (SchemaError)."""
         self.cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self._spool = Spool(self.cfg.spool_path, self.cfg.spool_events)
+        self._spool = Spool(
+            self.cfg.spool_path, self.cfg.spool_events, limit_bytes=self.cfg.spool_bytes
+        )
         if self._spool.waiting:
             self._log.info("events wait in the store spool", events=self._spool.waiting)
         self.engine = open_engine(self.cfg)

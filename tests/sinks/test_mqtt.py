@@ -372,3 +372,17 @@ def test_spool_skips_a_damaged_over_long_record(
         s.ack()
         assert s.peek() == b'{"n":2}\n'  # the 101-byte line passed over
         assert s.waiting == 1
+
+
+def test_spool_bounds_bytes_and_takes_batches(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "s.spool", limit=100, limit_bytes=20)
+    assert s.append(b'{"n":1}\n') and s.append(b'{"n":2}\n')  # 16 bytes waiting
+    assert not s.append(b'{"n":3}\n')  # 24 > 20: refused, whatever the count
+    assert s.peek_many(5) == [b'{"n":1}\n', b'{"n":2}\n']
+    s.ack_many([b'{"n":1}\n'])
+    assert s.waiting == 1
+    assert s.append(b'{"n":3}\n')  # room again once acknowledged
+    assert s.peek_many(5) == [b'{"n":2}\n', b'{"n":3}\n']
+    s.ack_many(s.peek_many(5))
+    assert s.waiting == 0 and s.peek() is None
+    s.close()
