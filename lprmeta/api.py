@@ -25,6 +25,7 @@ import json
 import mimetypes
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -219,11 +220,9 @@ class ApiServer:
 
     async def _events(self, request: web.Request) -> web.Response:
         filters = queries.parse_filters(_params(request))
-        page = await self._query(partial(queries.search, f=filters))
-        return web.json_response(
-            {"events": page.events, "next_cursor": page.next_cursor},
-            dumps=_dumps,
-            headers={"Cache-Control": "no-store"},
+        body = await self._query(partial(_page_json, f=filters))  # the dump off the loop
+        return web.Response(
+            body=body, content_type="application/json", headers={"Cache-Control": "no-store"}
         )
 
     async def _event(self, request: web.Request) -> web.Response:
@@ -272,7 +271,7 @@ class ApiServer:
                 "Cache-Control": "no-store",
             }
         )
-        current = queries.Filters(**{**queries.as_dict(filters), "limit": 500})
+        current = replace(filters, limit=500)
         first = await self._query(partial(queries.search, f=current))
         await response.prepare(request)
         await response.write(_csv_rows(None, header=True))
@@ -281,9 +280,7 @@ class ApiServer:
             await response.write(_csv_rows(page.events))
             if page.next_cursor is None:
                 break
-            current = queries.Filters(
-                **{**queries.as_dict(current), "cursor": queries.decode_cursor(page.next_cursor)}
-            )
+            current = replace(current, cursor=queries.decode_cursor(page.next_cursor))
             page = await self._query(partial(queries.search, f=current))
         await response.write_eof()
         return response
@@ -340,6 +337,11 @@ def _params(request: web.Request) -> dict[str, str | list[str]]:
         values = request.query.getall(key)
         out[key] = values[0] if len(values) == 1 else list(values)
     return out
+
+
+def _page_json(conn: Any, f: queries.Filters) -> bytes:
+    page = queries.search(conn, f)
+    return orjson.dumps({"events": page.events, "next_cursor": page.next_cursor}, default=str)
 
 
 def _dumps(value: object) -> str:

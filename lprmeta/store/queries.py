@@ -65,6 +65,7 @@ MAX_TOLERANCE = 1
 # closest this many are searched.
 MAX_CANDIDATES = 500
 MAX_FILTER_TEXT = 128
+MAX_PAGE_BYTES = 16 * 1024 * 1024
 KINDS = tuple(k.value for k in Kind)
 LISTS = (*(t.value for t in ListType), "none")
 _RELATIVE = re.compile(r"^([0-9]{1,6})\s*(s|m|h|d|w)$")
@@ -442,28 +443,21 @@ def search_query(conn: Connection, f: Filters) -> Select[Any]:
 
 
 def search(conn: Connection, f: Filters) -> Page:
-    """Newest first, ``f.limit`` at most, and the cursor of the page after."""
-    rows = conn.execute(search_query(conn, f).limit(f.limit + 1)).all()
-    more = len(rows) > f.limit
-    rows = rows[: f.limit]
+    """Newest first, ``f.limit`` at most, and the cursor of the page after. A page also
+    ends once its lines hold :data:`MAX_PAGE_BYTES` (events with large raw fields):
+    the next page starts where it ended."""
+    found = conn.execute(search_query(conn, f).limit(f.limit + 1)).all()
+    rows: list[Any] = []
+    size = 0
+    for row in found[: f.limit]:
+        size += len(row.line)
+        if rows and size > MAX_PAGE_BYTES:
+            break
+        rows.append(row)
+    more = len(found) > len(rows)
     out = with_pictures(conn, [(r.id, r.line) for r in rows])
     cursor = encode_cursor(rows[-1].received_us, rows[-1].id) if more and rows else None
     return Page(out, cursor)
-
-
-def iter_search(conn: Connection, f: Filters, batch: int = 500) -> Iterator[dict[str, Any]]:
-    """Every event the filters find, newest first, page by page (the CSV export)."""
-    current = Filters(**{**as_dict(f), "limit": batch})
-    while True:
-        page = search(conn, current)
-        yield from page.events
-        if page.next_cursor is None:
-            return
-        current = Filters(**{**as_dict(current), "cursor": decode_cursor(page.next_cursor)})
-
-
-def as_dict(f: Filters) -> dict[str, Any]:
-    return {name: getattr(f, name) for name in Filters.__slots__}
 
 
 def with_pictures(conn: Connection, found: list[tuple[str, str]]) -> list[dict[str, Any]]:

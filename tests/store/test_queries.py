@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 
 from lprmeta.config import StoreConfig
 from lprmeta.errors import SchemaError
-from lprmeta.events import Kind, ListType
+from lprmeta.events import Event, Kind, ListType
 from lprmeta.store import queries
 from lprmeta.store.db import current, head, open_engine, upgrade
 
@@ -195,3 +195,28 @@ def test_an_older_database_is_upgraded_in_place(store_config: StoreConfig) -> No
         assert len(search(engine, kind="plate").events) == 5
     finally:
         engine.dispose()
+
+
+def test_a_page_ends_at_its_byte_budget_and_the_next_goes_on(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evs = [make_event(i) for i in range(10)]
+    store_events(engine, evs)
+    line = len(json_line(evs[0]))
+    monkeypatch.setattr(queries, "MAX_PAGE_BYTES", int(line * 3.5))  # three lines a page
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = search(engine, limit=50, **({"cursor": cursor} if cursor else {}))
+        assert 1 <= len(page.events) <= 3
+        seen += [e["id"] for e in page.events]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == sorted((e.id for e in evs), reverse=True)
+
+
+def json_line(event: object) -> bytes:
+    from lprmeta.sinks.jsonl import encode_line
+
+    return encode_line(event).rstrip(b"\n")  # type: ignore[arg-type]
