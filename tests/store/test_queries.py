@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from lprmeta.config import StoreConfig
 from lprmeta.errors import SchemaError
 from lprmeta.events import Event, Kind, ListType
+from lprmeta.sinks.jsonl import encode_line
 from lprmeta.store import queries
 from lprmeta.store.db import current, head, open_engine, upgrade
 
@@ -216,7 +217,5 @@ def test_a_page_ends_at_its_byte_budget_and_the_next_goes_on(
     assert seen == sorted((e.id for e in evs), reverse=True)
 
 
-def json_line(event: object) -> bytes:
-    from lprmeta.sinks.jsonl import encode_line
-
-    return encode_line(event).rstrip(b"\n")  # type: ignore[arg-type]
+def json_line(event: Event) -> bytes:
+    return encode_line(event).rstrip(b"\n")
