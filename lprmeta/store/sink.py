@@ -236,7 +236,7 @@ class StoreSink:
                 self._log.warning("stopping; events kept in the store spool", events=left)
             for fut in self._waiters.values():
                 if not fut.done():
-                    fut.set_exception(StoreUnavailable("lprmeta is stopping"))
+                    fut.set_exception(StoreUnavailable("the store's writer stopped"))
             self._waiters.clear()
 
     def _after(self, outcome: _Outcome) -> None:
