@@ -196,7 +196,6 @@ class Intake:
         self._awaited.add(key)
         try:
             event = await asyncio.shield(self._start(read))
-            self._awaited.discard(key)
             commit = self._commits.pop(key, None)
             if commit is not None:
                 try:
