@@ -7,12 +7,29 @@ Endpoints (described in ``lprmeta/schema/openapi.json``, served at
 * ``GET /api/events.csv``: the same search, every page, streamed as CSV;
 * ``GET /api/events/{id}`` and ``GET /api/events/{id}/pictures/{role}``;
 * ``GET /api/stream``: Server-Sent Events, one per event as it is stored;
-* ``GET /api/cameras``: each configured camera's state, last event, counters.
+* ``GET /api/cameras``: each configured camera's state, last event, counters, and
+  its reads and missing pictures today;
+* ``GET /api/health``: the daemon's own health (``/healthz``'s body);
+* ``GET /api/lists``, ``POST /api/lists/{name}/plates`` (JSON ``plate``, ``label``,
+  ``expires``) and ``DELETE /api/lists/{name}/plates?plate=...``: the plate lists,
+  and edits of a list's file;
+* ``GET /api/session``: the CSRF token the page sends with its edits.
+
+The web page (:mod:`lprmeta.web`) is served here too: ``/``, ``/search``,
+``/events/{id}``, ``/cameras``, ``/lists`` and ``/static/...``.
 
 Credentials: with ``[api] password`` (Basic, with ``username``) or ``token``
-(``Authorization: Bearer``) set, every endpoint requires one of them. A bad
+(``Authorization: Bearer``) set, every endpoint and page requires one of them. A bad
 filter is a 400 naming the parameter; every query runs on a worker thread with a
 deadline (the event loop never waits on the database).
+
+A request that changes something (POST, DELETE) must carry the CSRF token in
+``X-CSRF-Token`` (``GET /api/session`` gives it; it changes when the daemon
+restarts), unless it authenticates with the bearer token: a browser attaches
+Basic credentials (and, on an open API, nothing at all) to a request another site
+makes it send, but never a bearer token. Every answer carries a
+Content-Security-Policy that allows scripts, styles and pictures from this server
+only, and no inline script.
 """
 
 from __future__ import annotations
@@ -23,9 +40,11 @@ import hmac
 import io
 import json
 import mimetypes
+import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import date, datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -37,12 +56,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ApiConfig
 from .health import Health
+from .lists import Entry
+from .lists_files import ListEditError, ListFiles
 from .log import get_logger, log_counted
-from .metrics import bound_port, start_site
+from .metrics import bound_port, health_report, start_site
 from .protocol.auth import check_basic
 from .stats import Stats
 from .store import queries
 from .store.sink import StoreSink
+from .web import CSP, PAGES, Assets, load_assets
 
 __all__ = ["ApiServer", "openapi_document"]
 
@@ -50,6 +72,8 @@ _T = TypeVar("_T")
 QUERY_TIMEOUT = 10.0
 MAX_QUERIES = 8  # at once; more wait their turn
 HEARTBEAT = 15.0  # seconds between SSE comments on an idle stream
+TODAY_TTL = 5.0  # seconds the cameras' counts of today are reused
+MAX_EDIT_BODY = 4096  # bytes of a list edit's JSON
 CSV_COLUMNS = (
     "id",
     "received",
@@ -110,11 +134,25 @@ def _cell(value: object) -> str:
 
 
 class ApiServer:
-    def __init__(self, cfg: ApiConfig, *, store: StoreSink, health: Health, stats: Stats) -> None:
+    def __init__(
+        self,
+        cfg: ApiConfig,
+        *,
+        store: StoreSink,
+        health: Health,
+        stats: Stats,
+        lists: ListFiles | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.health = health
         self.stats = stats
+        self.lists = lists
+        self._stopping = stopping
+        self._csrf = secrets.token_urlsafe(32)
+        self._assets: Assets | None = None
+        self._today: tuple[float, date, dict[str, Any]] | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="lprmeta-api")
@@ -134,10 +172,20 @@ class ApiServer:
         r.add_get("/api/events/{id}/pictures/{role}", self._picture)
         r.add_get("/api/stream", self._stream)
         r.add_get("/api/cameras", self._cameras)
+        r.add_get("/api/health", self._health)
+        r.add_get("/api/lists", self._lists)
+        r.add_post("/api/lists/{name}/plates", self._list_add)
+        r.add_delete("/api/lists/{name}/plates", self._list_remove)
+        r.add_get("/api/session", self._session)
         r.add_get("/api/openapi.json", self._openapi)
+        for path in PAGES:
+            r.add_get(path, partial(self._page, path=path))
+        r.add_get("/static/{name}", self._static)
+        r.add_get("/favicon.ico", self._favicon)
         return app
 
     async def start(self) -> None:
+        self._assets = await asyncio.to_thread(load_assets)
         self._runner = await start_site(self.app(), self.cfg.host, self.cfg.port, "API")
         self.port = bound_port(self._runner, self.cfg.port)
         self._log.info("API listening", host=self.cfg.host, port=self.port)
@@ -159,12 +207,20 @@ class ApiServer:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not self.cfg.open and not self._authorized(request.headers.get("Authorization")):
+        header = request.headers.get("Authorization")
+        if not self.cfg.open and not self._authorized(header):
             self.stats.inc("api_unauthorized")
-            return web.json_response(
-                {"error": "credentials required"},
-                status=401,
-                headers={"WWW-Authenticate": 'Basic realm="lprmeta", charset="UTF-8"'},
+            return _secure(
+                web.json_response(
+                    {"error": "credentials required"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Basic realm="lprmeta", charset="UTF-8"'},
+                )
+            )
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not self._csrf_ok(request):
+            self.stats.inc("api_csrf_refused")
+            return _secure(
+                _error(403, "CSRF token missing or wrong (GET /api/session gives the token)")
             )
         try:
             response = await handler(request)
@@ -173,11 +229,13 @@ class ApiServer:
                 return _error(exc.status, exc.reason)
             raise
         except queries.FilterError as exc:
-            return _error(400, exc.reason, exc.parameter)
+            return _secure(_error(400, exc.reason, exc.parameter))
+        except ListEditError as exc:
+            return _secure(_error(exc.status, exc.reason))
         except (SQLAlchemyError, TimeoutError) as exc:
             self.stats.inc("api_store_errors")
             self._log.warning("store query failed", error=f"{type(exc).__name__}: {exc}")
-            return _error(503, "the store cannot answer now")
+            return _secure(_error(503, "the store cannot answer now"))
         except Exception as exc:  # noqa: BLE001  # a bug here: one request fails, said once
             n = self.stats.inc("api_errors")
             log_counted(
@@ -189,9 +247,15 @@ class ApiServer:
                 error=f"{type(exc).__name__}: {exc}",
                 errors=n,
             )
-            return _error(500, "internal error (logged)")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
+            return _secure(_error(500, "internal error (logged)"))
+        return _secure(response)
+
+    def _csrf_ok(self, request: web.Request) -> bool:
+        scheme, _, _ = (request.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer" and self.cfg.token:
+            return True  # checked by _authorized; a browser never sends it by itself
+        given = request.headers.get("X-CSRF-Token", "")
+        return hmac.compare_digest(given.encode(), self._csrf.encode())
 
     def _authorized(self, header: str | None) -> bool:
         if not header:
@@ -322,13 +386,132 @@ class ApiServer:
     async def _cameras(self, _request: web.Request) -> web.Response:
         states = self.health.snapshot(self.stats.snapshot())
         last = await self._query(partial(queries.last_events, cameras=list(states)))
+        today = await self._today_counts(list(states))
         cameras = [
-            {"name": name, **state, "last_stored": last.get(name)} for name, state in states.items()
+            {
+                "name": name,
+                **state,
+                "last_stored": last.get(name),
+                "today": today.get(name, {"reads": 0, "pictures_missing": 0}),
+            }
+            for name, state in states.items()
         ]
-        return web.json_response({"cameras": cameras}, dumps=_dumps)
+        return web.json_response(
+            {"cameras": cameras}, dumps=_dumps, headers={"Cache-Control": "no-store"}
+        )
+
+    async def _today_counts(self, cameras: list[str]) -> dict[str, Any]:
+        """Reads and missing pictures since the local midnight, per camera; reused for
+        a few seconds (a page open on several screens polls it)."""
+        loop = asyncio.get_running_loop()
+        midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        if self._today is not None:
+            at, day, counts = self._today
+            if day == midnight.date() and loop.time() - at < TODAY_TTL:
+                return counts
+        since = queries.to_us(midnight)
+        counts = await self._query(partial(queries.today_counts, cameras=cameras, since_us=since))
+        self._today = (loop.time(), midnight.date(), counts)
+        return counts
 
     async def _openapi(self, _request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        body = health_report(self.health, self.stats, stopping=self._stopping())
+        return web.json_response(body, dumps=_dumps, headers={"Cache-Control": "no-store"})
+
+    async def _session(self, _request: web.Request) -> web.Response:
+        return web.json_response(
+            {"csrf_token": self._csrf, "lists_editable": self.lists is not None},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    # ----------------------------------------------------------------- plate lists
+
+    def _list_files(self) -> ListFiles:
+        if self.lists is None:
+            raise ListEditError(404, "no plate lists here")
+        return self.lists
+
+    async def _lists(self, _request: web.Request) -> web.Response:
+        lists = self.lists.describe() if self.lists is not None else []
+        return web.json_response(
+            {"lists": lists}, dumps=_dumps, headers={"Cache-Control": "no-store"}
+        )
+
+    async def _list_add(self, request: web.Request) -> web.Response:
+        files = self._list_files()
+        body = await _json_body(request)
+        plate = body.get("plate")
+        label = body.get("label")
+        expires = body.get("expires")
+        if not isinstance(plate, str):
+            return _error(400, "plate is required (a string)", "plate")
+        if label is not None and not isinstance(label, str):
+            return _error(400, "label must be a string", "label")
+        day = None
+        if expires not in (None, ""):
+            try:
+                day = date.fromisoformat(str(expires))
+            except ValueError:
+                return _error(400, "expires must be a date YYYY-MM-DD", "expires")
+        entry = Entry(plate.strip(), (label or "").strip() or None, day)
+        await files.add(request.match_info["name"], entry)
+        self.stats.inc("list_edits")
+        return web.json_response({"list": request.match_info["name"], "added": entry.to_json()})
+
+    async def _list_remove(self, request: web.Request) -> web.Response:
+        files = self._list_files()
+        plate = request.query.get("plate")
+        if plate is None and request.can_read_body:
+            plate = (await _json_body(request)).get("plate")
+        if not isinstance(plate, str) or not plate.strip():
+            return _error(400, "plate is required", "plate")
+        await files.remove(request.match_info["name"], plate)
+        self.stats.inc("list_edits")
+        return web.json_response({"list": request.match_info["name"], "removed": plate})
+
+    # ----------------------------------------------------------------- the web page
+
+    async def _page(self, _request: web.Request, path: str) -> web.Response:
+        assert self._assets is not None
+        return self._assets.page(path)
+
+    async def _static(self, request: web.Request) -> web.Response:
+        assert self._assets is not None
+        return self._assets.static(request)
+
+    async def _favicon(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/static/icon.svg")
+
+
+def _secure(response: web.StreamResponse) -> web.StreamResponse:
+    """The headers every answer carries (a page may only run this server's scripts)."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    """A small JSON object body, or a 4xx that says what is wrong with it."""
+    if request.content_type != "application/json":
+        raise ListEditError(415, "send JSON (Content-Type: application/json)")
+    if request.content_length is not None and request.content_length > MAX_EDIT_BODY:
+        raise ListEditError(413, f"body over {MAX_EDIT_BODY} bytes")
+    data = await request.content.read(MAX_EDIT_BODY + 1)
+    if len(data) > MAX_EDIT_BODY:
+        raise ListEditError(413, f"body over {MAX_EDIT_BODY} bytes")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ListEditError(400, "body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ListEditError(400, "body must be a JSON object")
+    return body
 
 
 def _params(request: web.Request) -> dict[str, str | list[str]]:

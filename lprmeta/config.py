@@ -244,6 +244,8 @@ class ListConfig:
     # Edits allowed after look-alike folding (0: exact and wildcard entries only).
     tolerance: int = 0
     lookalikes: bool = True
+    # Only reads of these cameras can be on the list (empty: every camera's).
+    cameras: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -750,7 +752,7 @@ def _names(r: _Reader, key: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not all(isinstance(x, str) and x for x in value):
-        r.problem(key, "must be a list of list names")
+        r.problem(key, "must be a list of names")
         return ()
     return tuple(value)
 
@@ -773,6 +775,7 @@ def _parse_list(r: _Reader) -> ListConfig:
         file=Path(file) if file else None,
         tolerance=r.integer("tolerance", DEFAULT, 0, 3),
         lookalikes=r.boolean("lookalikes", DEFAULT),
+        cameras=_names(r, "cameras"),
     )
     r.finish()
     return out
@@ -1004,6 +1007,11 @@ def parse_config(data: Mapping[str, Any], *, source: Path | None = None) -> Conf
         for name in names_used:
             if name not in list_names:
                 problems.append(ConfigProblem(f"{where}.only_lists", f"no list named {name!r}"))
+    camera_names = {c.name for c in cameras}
+    for i, plate_list in enumerate(lists):
+        for name in plate_list.cameras:
+            if name not in camera_names:
+                problems.append(ConfigProblem(f"lists[{i}].cameras", f"no camera named {name!r}"))
 
     names: dict[str, int] = {}
     paths: dict[str, int] = {}

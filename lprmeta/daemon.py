@@ -241,7 +241,12 @@ class Daemon:
                 from .api import ApiServer  # noqa: PLC0415
 
                 self._api = ApiServer(
-                    self.config.api, store=history, health=self.health, stats=self.stats
+                    self.config.api,
+                    store=history,
+                    health=self.health,
+                    stats=self.stats,
+                    lists=self._lists,
+                    stopping=self._stop.is_set,
                 )
         try:
             self._fetcher = PictureFetcher()

@@ -82,6 +82,8 @@ def demo_config(
         stored = {"store": {"data_dir": str(data_dir)}}
         if api_port is not None:
             stored["api"] = {"listen": f"127.0.0.1:{api_port}"}
+        # A plate list the web page can edit (its file is made by demo_list_file).
+        stored["lists"] = [{"name": "watch", "file": str(data_dir / "watch.csv"), "tolerance": 1}]
     return parse_config(
         {
             **stored,
@@ -107,6 +109,18 @@ def demo_config(
     )
 
 
+def demo_list_file(data_dir: Path) -> None:
+    """The demo's plate list, unless a run before left one (edits in the page stay):
+    two of the simulated cars are on it, so the page shows matches."""
+    path = data_dir / "watch.csv"
+    if path.exists():
+        return
+    factory = ReadFactory(seed=7, picture_bytes=0)
+    first, second = factory.next().plate, factory.next().plate
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"plate,label,expires\n{first},demo visitor\n{second},supplier\n")
+
+
 async def run_demo(
     *,
     snapshot_dir: Path,
@@ -123,6 +137,8 @@ async def run_demo(
     http = SimulatedCamera(http_target=f"http://127.0.0.1:{http_port}/lpr/gate-http")
     async with tcp, rtsp:
         api_port = _free_port() if data_dir is not None else None
+        if data_dir is not None:
+            await asyncio.to_thread(demo_list_file, data_dir)
         config = demo_config(
             snapshot_dir=snapshot_dir,
             http_port=http_port,
@@ -137,6 +153,7 @@ async def run_demo(
             log.info(
                 "demo running: three simulated cameras on 127.0.0.1; events follow on stdout",
                 pictures=str(snapshot_dir),
+                web_page=f"http://127.0.0.1:{api_port}/" if api_port else None,
                 api=f"http://127.0.0.1:{api_port}/api/events" if api_port else None,
                 stop="Ctrl-C" if not duration else f"after {duration:g} s",
             )

@@ -33,6 +33,7 @@ __all__ = ["Health", "TransportState", "iso_time"]
 class TransportState:
     state: str
     since: float  # time.time()
+    reason: str | None = None  # why it is down: "ConnectError", "protocol", ...
 
 
 class Health:
@@ -48,7 +49,7 @@ class Health:
         self.devices: dict[str, dict[str, str]] = {}
         # Set by the daemon: the supervised parts (inputs, sinks, tasks) and their state.
         self.supervisor: Supervisor | None = None
-        now = time.time()
+        now = self.started = time.time()
         for cam in cameras:
             self.transports[cam.name] = {
                 t: TransportState("waiting" if t == "http" else "connecting", now)
@@ -76,12 +77,13 @@ class Health:
 
     def set(self, camera: str, transport: str, state: str) -> None:
         """A transport's state; ``down:ConnectError`` and the like count as ``down``."""
-        state = state.partition(":")[0]
+        state, _, reason = state.partition(":")
         current = self.transports.setdefault(camera, {}).get(transport)
         if current is not None and current.state == state:
+            current.reason = reason or current.reason  # the newest reason, same since
             return
         before = self.available(camera)
-        self.transports[camera][transport] = TransportState(state, time.time())
+        self.transports[camera][transport] = TransportState(state, time.time(), reason or None)
         for on_transport in self._transport_listeners:
             on_transport(camera, transport)
         if self.available(camera) != before:
@@ -128,6 +130,7 @@ class Health:
                 "available": self.available(camera),
                 "transports": {
                     t: {"state": s.state, "since": iso_time(s.since)}
+                    | ({"reason": s.reason} if s.reason else {})
                     for t, s in self.transports.get(camera, {}).items()
                 },
                 "last_event": iso_time(last) if last is not None else None,

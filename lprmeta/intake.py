@@ -344,7 +344,7 @@ class Intake:
 
     def _publish(self, event: Event, weight: int) -> Event:
         if event.plate and self.matcher.lists:
-            event = replace(event, matches=self.matcher.match(event.plate))
+            event = replace(event, matches=self.matcher.match(event.plate, event.camera))
         problems = event.details.get("problems")
         if problems:
             # A value the parser could not read: the read goes out with the problem named

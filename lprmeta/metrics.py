@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -28,7 +29,7 @@ from .health import Health
 from .log import get_logger
 from .stats import Stats
 
-__all__ = ["MetricsServer", "render_metrics", "start_site"]
+__all__ = ["MetricsServer", "health_report", "render_metrics", "start_site"]
 
 
 async def start_site(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
@@ -171,7 +172,6 @@ class MetricsServer:
         self._stopping = stopping
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
-        self._started = time.time()
         self._log = get_logger("lprmeta.metrics")
 
     async def start(self) -> None:
@@ -196,27 +196,25 @@ class MetricsServer:
         )
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        cameras = self.health.snapshot(self.stats.snapshot())
-        sinks = self.health.sinks_snapshot()
-        degraded = [name for name, c in cameras.items() if not c["available"]]
-        degraded += [name for name, s in sinks.items() if s["state"] != "up"]
-        problems = self.health.problems()
-        status = (
-            "stopping"
-            if self._stopping()
-            else "failing"
-            if problems
-            else "degraded"
-            if degraded
-            else "ok"
-        )
-        body = {
-            "status": status,
-            "uptime_seconds": round(time.time() - self._started, 1),
-            "problems": problems,
-            "cameras": cameras,
-            "sinks": sinks,
-            "parts": self.health.parts(),
-            "unavailable": degraded,
-        }
-        return web.json_response(body, status=503 if status in ("stopping", "failing") else 200)
+        body = health_report(self.health, self.stats, stopping=self._stopping())
+        status = 503 if body["status"] in ("stopping", "failing") else 200
+        return web.json_response(body, status=status)
+
+
+def health_report(health: Health, stats: Stats, *, stopping: bool) -> dict[str, Any]:
+    """``/healthz``'s body (the web page's cameras page shows it too)."""
+    cameras = health.snapshot(stats.snapshot())
+    sinks = health.sinks_snapshot()
+    degraded = [name for name, c in cameras.items() if not c["available"]]
+    degraded += [name for name, s in sinks.items() if s["state"] != "up"]
+    problems = health.problems()
+    status = "stopping" if stopping else "failing" if problems else "degraded" if degraded else "ok"
+    return {
+        "status": status,
+        "uptime_seconds": round(time.time() - health.started, 1),
+        "problems": problems,
+        "cameras": cameras,
+        "sinks": sinks,
+        "parts": health.parts(),
+        "unavailable": degraded,
+    }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from lprmeta.lists import Matcher, PlateList, fold, levenshtein, read_csv
+from lprmeta.lists import Entry, Matcher, PlateList, csv_line, fold, levenshtein, read_csv
 
 ENTRIES = ["AB1234", "XY-99-ZZ", "CD*", "?E123", "NL 12 AB"]
 
@@ -81,7 +82,7 @@ def test_levenshtein_and_fold() -> None:
 
 def test_csv() -> None:
     text = "plate,label\n# residents\nAB1234, Flat 3\n\n XY99 \n,ignored\n"
-    assert read_csv(text) == [("AB1234", "Flat 3"), ("XY99", None)]
+    assert read_csv(text) == [Entry("AB1234", "Flat 3"), Entry("XY99")]
 
 
 def test_a_tolerant_lookup_does_not_scan_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,3 +185,31 @@ def test_a_list_file_missing_at_start_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"lists\[0\].file: cannot read"):
         asyncio.run(start())
+
+
+def test_an_entry_matches_up_to_its_expiry_day_and_not_after() -> None:
+    plates = PlateList.of("p", [Entry("AB1234", "until friday", date(2026, 5, 8))], tolerance=1)
+    assert plates.match("AB1234", today=date(2026, 5, 8)) is not None
+    assert plates.match("AB1234", today=date(2026, 5, 9)) is None
+    assert plates.match("AB1235", today=date(2026, 5, 9)) is None  # nor within tolerance
+    wild = PlateList.of("w", [Entry("AB*", None, date(2026, 5, 8))])
+    assert wild.match("AB99", today=date(2026, 5, 9)) is None
+
+
+def test_a_list_limited_to_cameras_matches_their_reads_only() -> None:
+    matcher = Matcher()
+    matcher.replace(PlateList.of("gate-only", ["AB1234"], cameras=["gate"]))
+    assert [m.list for m in matcher.match("AB1234", "gate")] == ["gate-only"]
+    assert matcher.match("AB1234", "exit") == ()
+
+
+def test_list_files_read_back_what_csv_line_writes() -> None:
+    entries = [
+        Entry("AB-12 34"),
+        Entry("XY*", 'say "hi", then wait', date(2030, 1, 2)),
+        Entry("Q1", None, date(2030, 1, 2)),
+    ]
+    text = "plate,label,expires\n" + "".join(csv_line(e) for e in entries)
+    assert read_csv(text) == entries
+    with pytest.raises(ValueError, match="line 2: expiry 'soon' is not YYYY-MM-DD"):
+        read_csv("plate,label,expires\nAB1,x,soon\n")

@@ -35,18 +35,56 @@ __all__ = [
 _COLOR_NAMES = [c.value.capitalize() for c in Color][1:]
 
 
-def fake_jpeg(size: int = 2048, *, seed: int = 0) -> bytes:
-    """A JPEG-shaped picture of exactly ``size`` bytes: SOI, APP0 JFIF, filler, EOI.
+# A real 64x32 baseline JPEG (a grey plate with dark bars) after its SOI: quantisation
+# and Huffman tables, frame, scan, EOI. Encoded once with PyAV's mjpeg encoder.
+_PICTURE = base64.b64decode(
+    "/9sAQwAIBgYHBgcICAgICAgJCQkKCgoJCQkJCgoKCgoKDAwMCgoKCgoKCgwMDAwNDg0NDQwNDg4PDw8SEhER"
+    "FRUVGRkf/90ABAAE/8QBogAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoLAQADAQEBAQEBAQEBAAAAAAAA"
+    "AQIDBAUGBwgJCgsQAAIBAwMCBAMFBQQEAAABfQECAwAEEQUSITFBBhNRYQcicRQygZGhCCNCscEVUtHwJDNi"
+    "coIJChYXGBkaJSYnKCkqNDU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6g4SFhoeIiYqS"
+    "k5SVlpeYmZqio6Slpqeoqaqys7S1tre4ubrCw8TFxsfIycrS09TV1tfY2drh4uPk5ebn6Onq8fLz9PX29/j5"
+    "+hEAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcY"
+    "GRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJma"
+    "oqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/8AAEQgAIABA"
+    "AwEiAAIRAAMRAP/aAAwDAQACEQMRAD8AwNL8M6lrXm/Ybfz/ACdnmfvIY9vmbtv+tdM52npnpzWj/wAK88R/"
+    "9A//AMmbP/4/XZ/DaPy/7T9/sv8A7Xqh8JfFeteJ/wC2P7Vu/tX2b7F5P7i3i2eb9p3/AOoijznYv3s4xxQB"
+    "zf8AwrzxH/0D/wDyZs//AI/R/wAK88R/9A//AMmbP/4/XSfCXxXrXif+2P7Vu/tX2b7F5P7i3i2eb9p3/wCo"
+    "ijznYv3s4xxR8JfFeteJ/wC2P7Vu/tX2b7F5P7i3i2eb9p3/AOoijznYv3s4xxQBzf8AwrzxH/0D/wDyZs//"
+    "AI/R/wAK88R/9A//AMmbP/4/XSfCXxXrXif+2P7Vu/tX2b7F5P7i3i2eb9p3/wCoijznYv3s4xxR8JfFeteJ"
+    "/wC2P7Vu/tX2b7F5P7i3i2eb9p3/AOoijznYv3s4xxQBzf8AwrzxH/0D/wDyZs//AI/WdqnhnUtF8r7db+R5"
+    "2/y/3kMm7y9u7/VO+Mbh1x14rtfhL4r1rxP/AGx/at39q+zfYvJ/cW8WzzftO/8A1EUec7F+9nGOKv8AxJj8"
+    "z+zPb7V/7QoA/9DsfAsfl/b/AH+z/wDtasT4S+FNa8Mf2x/atp9l+0/YvJ/f28u/yvtO/wD1EsmMb1+9jOeK"
+    "u2dxd6fv+zyeX5m3d8iNnbnH31bpk9Ktf21q3/Pz/wCQof8A43QBkfCXwprXhj+2P7VtPsv2n7F5P7+3l3+V"
+    "9p3/AOolkxjev3sZzxR8JfCmteGP7Y/tW0+y/afsXk/v7eXf5X2nf/qJZMY3r97Gc8Vr/wBtat/z8/8AkKH/"
+    "AON0f21q3/Pz/wCQof8A43QBkfCXwprXhj+2P7VtPsv2n7F5P7+3l3+V9p3/AOolkxjev3sZzxR8JfCmteGP"
+    "7Y/tW0+y/afsXk/v7eXf5X2nf/qJZMY3r97Gc8Vr/wBtat/z8/8AkKH/AON0f21q3/Pz/wCQof8A43QBkfCX"
+    "wprXhj+2P7VtPsv2n7F5P7+3l3+V9p3/AOolkxjev3sZzxW346j8z7B7faP/AGjUf9tat/z8/wDkKH/43VW8"
+    "uLvUNn2iTzPL3bfkRcbsZ+4q9cDrQB//2Q=="
+)
+_JFIF = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
 
-    Not decodable as an image, but what lprmeta checks (the SOI marker) and
-    hashes is all there; distinct seeds give distinct bytes.
+
+def fake_jpeg(size: int = 2048, *, seed: int = 0) -> bytes:
+    """A JPEG of exactly ``size`` bytes; distinct seeds give distinct bytes.
+
+    From about 1.4 KB up it is a real picture a browser shows (64x32 pixels):
+    SOI, APP0 JFIF, comment segments of random filler, then the picture's tables
+    and scan. Below that it is only JPEG-shaped (SOI, APP0, filler, EOI): what
+    lprmeta checks (the SOI marker) and hashes is all there.
     """
-    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    tail = b"\xff\xd9"
-    fill = max(0, size - len(head) - len(tail))
     rng = random.Random(seed)
-    body = rng.randbytes(fill).replace(b"\xff", b"\xfe")  # no stray markers
-    return head + body + tail
+    fill = size - len(_JFIF) - len(_PICTURE)
+    if fill < 0:
+        body = rng.randbytes(max(0, size - len(_JFIF) - 2)).replace(b"\xff", b"\xfe")
+        return _JFIF + body + b"\xff\xd9"
+    segments = []
+    while fill >= 4:
+        n = min(fill - 4, 65533)
+        data = rng.randbytes(n).replace(b"\xff", b"\xfe")  # no stray markers
+        segments.append(b"\xff\xfe" + (n + 2).to_bytes(2, "big") + data)
+        fill -= n + 4
+    # 1-3 bytes left: fill bytes (0xFF), which may precede any marker.
+    return _JFIF + b"".join(segments) + b"\xff" * fill + _PICTURE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -303,7 +341,7 @@ def counting_post(when: datetime, *, cars: int = 1, region: int = 1) -> dict[str
         "Ambulance": 0,
         "Bicycle": 0,
         "Other": 0,
-        "snapshot": base64.b64encode(fake_jpeg(512, seed=cars)).decode(),
+        "snapshot": base64.b64encode(fake_jpeg(2048, seed=cars)).decode(),
     }
 
 

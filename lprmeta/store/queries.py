@@ -516,6 +516,31 @@ def last_events(conn: Connection, cameras: Iterable[str]) -> dict[str, dict[str,
     return out
 
 
+def today_counts(conn: Connection, cameras: Iterable[str], since_us: int) -> dict[str, Any]:
+    """Per camera, reads (plate events) and pictures missing since ``since_us`` (the
+    start of the local day): one pass over the day's rows by the time index, and the
+    small index of missing pictures."""
+    out = {camera: {"reads": 0, "pictures_missing": 0} for camera in cameras}
+    reads = conn.execute(
+        select(events.c.camera, func.count())
+        .where(events.c.received_us >= since_us, events.c.kind == "plate")
+        .group_by(events.c.camera)
+    )
+    for camera, n in reads:
+        if camera in out:
+            out[camera]["reads"] = int(n)
+    rows = conn.execute(
+        select(events.c.camera, func.count())
+        .select_from(pictures.join(events, events.c.id == pictures.c.event_id))
+        .where(pictures.c.missing.isnot(None), pictures.c.received_us >= since_us)
+        .group_by(events.c.camera)
+    )
+    for camera, n in rows:
+        if camera in out:
+            out[camera]["pictures_missing"] = int(n)
+    return out
+
+
 # --------------------------------------------------------------------------- retention
 
 

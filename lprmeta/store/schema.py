@@ -83,6 +83,13 @@ Index(
     sqlite_where=pictures.c.missing.is_(None),
     postgresql_where=pictures.c.missing.is_(None),
 )
+# The pictures a camera did not deliver, by when (the cameras page counts today's).
+Index(
+    "pictures_missing",
+    pictures.c.received_us,
+    sqlite_where=pictures.c.missing.isnot(None),
+    postgresql_where=pictures.c.missing.isnot(None),
+)
 
 plate_variants = Table(
     "plate_variants",
