@@ -20,6 +20,7 @@ from lprmeta.simulator.script import ReadFactory
 from lprmeta.web import CSP
 
 from ..conftest import free_port, make_config
+from ..store.test_api import check
 
 TOKEN = "list-token-for-tests"
 LIST_FILE = """# regulars, kept by hand
@@ -120,7 +121,7 @@ async def test_add_and_remove_rewrite_the_file_and_take_effect_at_once(tmp_path:
         status, body, _ = await s.call(
             "POST",
             "/api/lists/regulars/plates",
-            json={"plate": "NEW001", "label": "visitor, \"VIP\"", "expires": "2099-12-31"},
+            json={"plate": "NEW001", "label": 'visitor, "VIP"', "expires": "2099-12-31"},
             headers=await s.csrf(),
         )
         assert status == 200, body
@@ -145,7 +146,9 @@ async def test_add_and_remove_rewrite_the_file_and_take_effect_at_once(tmp_path:
         assert matches(await s.read("exit", "NEW001"))["regulars"]["label"] == "renamed"
 
         status, body, _ = await s.call(
-            "DELETE", "/api/lists/regulars/plates", params={"plate": "AB1234"},
+            "DELETE",
+            "/api/lists/regulars/plates",
+            params={"plate": "AB1234"},
             headers=await s.csrf(),
         )
         assert status == 200, body
@@ -154,7 +157,9 @@ async def test_add_and_remove_rewrite_the_file_and_take_effect_at_once(tmp_path:
         assert "regulars" not in matches(await s.read("gate", "AB1234"))
         # Removing it again: 404 with the reason.
         status, body, _ = await s.call(
-            "DELETE", "/api/lists/regulars/plates", params={"plate": "AB1234"},
+            "DELETE",
+            "/api/lists/regulars/plates",
+            params={"plate": "AB1234"},
             headers=await s.csrf(),
         )
         assert (status, body["error"]) == (404, "no such plate in the list file")
@@ -165,9 +170,26 @@ async def test_a_list_limited_to_cameras(tmp_path: Path) -> None:
         assert "gate-only" in matches(await s.read("gate", "GG1111"))
         assert "gate-only" not in matches(await s.read("exit", "GG1111"))
         _, body, _ = await s.call("GET", "/api/lists")
+        check(body, "/api/lists", 200)
         lists = {x["name"]: x for x in body["lists"]}
         assert lists["gate-only"]["cameras"] == ["gate"]
         assert lists["gate-only"]["editable"] is False
+        for target in ("/api/session", "/api/health", "/api/cameras"):
+            status, body, _ = await s.call("GET", target)
+            check(body, target, 200)
+        cameras = {c["name"]: c for c in body["cameras"]}
+        assert cameras["gate"]["today"] == {"reads": 1, "pictures_missing": 0}
+        assert cameras["exit"]["today"] == {"reads": 1, "pictures_missing": 0}
+        # A read whose picture is not a picture: the read is stored, the picture counted
+        # missing today (the counts are reused for 5 s: a page polls them).
+        body = s.factory.next(plate="PM0001").http_body(era="new")
+        body["full_image"] = "@@@ not base64"
+        status, reply = await s.pushers["exit"].post(body)
+        assert status == 200, reply
+        s.daemon._api._today = None  # the 5 s reuse, skipped here
+        _, body, _ = await s.call("GET", "/api/cameras")
+        cameras = {c["name"]: c for c in body["cameras"]}
+        assert cameras["exit"]["today"] == {"reads": 2, "pictures_missing": 1}
 
 
 async def test_edits_need_the_csrf_token_unless_a_bearer_token_is_given(tmp_path: Path) -> None:
@@ -239,5 +261,5 @@ async def test_bad_edits_are_4xx_with_a_reason_and_change_nothing(tmp_path: Path
 async def test_a_list_file_broken_by_hand_keeps_the_list_and_says_so(tmp_path: Path) -> None:
     async with site(tmp_path) as s:
         s.file.write_text("plate,label,expires\nAB1234,x,someday\n")
-        assert await s.daemon._lists.reload_changed() == []  # noqa: SLF001
+        assert await s.daemon._lists.reload_changed() == []
         assert "regulars" in matches(await s.read("gate", "AB1234"))  # the last good list

@@ -423,7 +423,7 @@
       if (image.missing) {
         pictures.append(el("figure", {}, el("p", { class: "missing", text: `picture missing: ${image.missing}` }), caption));
       } else {
-        const img = shownOrSaid(el("img", { class: "full", src: pictureUrl(ev, index), alt: `${image.role} picture` }), image.role);
+        const img = shownOrSaid(el("img", { class: `full role-${image.role}`, src: pictureUrl(ev, index), alt: `${image.role} picture` }), image.role);
         pictures.append(el("figure", {}, img, caption));
       }
     });
@@ -504,6 +504,7 @@
       { class: `camera-card daemon status-${health.status}`, id: "daemon" },
       el("h2", {}, "This daemon ", el("span", { class: "pill", text: health.status })),
       el("p", { class: "muted", text: `up for ${ago(new Date(Date.now() - health.uptime_seconds * 1000).toISOString())}` }),
+      (health.unavailable || []).length ? el("p", { class: "warn", text: `Not available: ${health.unavailable.join(", ")}` }) : null,
       problems,
       sinks,
       el("details", {}, el("summary", { text: "Parts" }), el("table", { class: "fields" }, el("thead", {}, el("tr", {}, el("th", { text: "part" }), el("th", { text: "state" }), el("th", { text: "failures" }))), parts)),
@@ -516,13 +517,17 @@
     const daemonBox = el("section", { id: "daemon-health", "aria-label": "This daemon" });
     main.replaceChildren(h1, grid, daemonBox);
     let shown = "";
+    let drawn = 0;
     async function refresh() {
       try {
         const [cams, health] = await Promise.all([api("/api/cameras"), api("/api/health")]);
         setStatus(`updated ${clockFormat.format(new Date())}`, "up");
         const text = JSON.stringify([cams, health.status, health.problems, health.sinks]);
-        if (text !== shown) {
+        // Drawn again when something changed, and every 10 s for the "(5 min)" ages
+        // (not at every poll: a keyboard user's focus would jump away).
+        if (text !== shown || Date.now() - drawn > 10000) {
           shown = text;
+          drawn = Date.now();
           grid.replaceChildren(...cams.cameras.map(cameraCard));
           daemonBox.replaceChildren(daemonCard(health));
         }
