@@ -5,7 +5,10 @@ Runs, one after the other (each on an otherwise idle machine):
 * ``http_bench.py``: the HTTP receiver, POSTs with two pictures (issue 4);
 * ``rtsp_bench.py``: 200 RTSP metadata streams, and ffmpeg per camera (issue 5);
 * ``scale_bench.py``: 200 cameras over TCP, HTTP and RTSP in one daemon (issue 6);
-* ``mqtt_bench.py``: the MQTT sink against mosquitto, live and after a broker restart (issue 8).
+* ``mqtt_bench.py``: the MQTT sink against mosquitto, live and after a broker restart (issue 8);
+* ``web_bench.py --skip-paint``: 200 cameras' reads to rows in the web page in headless
+  Chromium (issue 14; its first-paint figures need a store of 10 million events, built
+  once: ``web_bench.py`` alone).
 
 Each prints its own table and writes ``bench/results/<name>.json``; this script
 then prints the figures side by side with their targets and writes
@@ -32,6 +35,7 @@ def run(script: str, *args: str) -> dict[str, Any]:
         "rtsp_bench.py": "rtsp",
         "scale_bench.py": "scale",
         "mqtt_bench.py": "mqtt",
+        "web_bench.py": "web",
     }[script]
     if "--soak-minutes" in args:
         name = "soak"
@@ -53,6 +57,9 @@ def main() -> None:
     scale_args += ["--store", "off"]  # store on vs off: scale_bench.py alone, or store_bench.py
     scale = run("scale_bench.py", *scale_args)
     mqtt = run("mqtt_bench.py", *(["--events", "3000", "--backlog", "2000"] if short else []))
+    web = run(
+        "web_bench.py", "--skip-paint", *(["--cameras", "20", "--seconds", "5"] if short else [])
+    )
     soak = (
         run("scale_bench.py", "--soak-minutes", str(args.soak_minutes))
         if args.soak_minutes
@@ -128,6 +135,13 @@ def main() -> None:
             f"{mqtt['received_in_order']}, {mqtt['dropped']}",
             "True, 0",
             ok(mqtt["received_in_order"] and mqtt["dropped"] == 0),
+        ),
+        (
+            f"Web page, {web['latency']['cameras']} cameras x 1 read/s: read -> row p50 / p99",
+            f"{web['latency']['read_to_row_ms']['p50']:.0f} / "
+            f"{web['latency']['read_to_row_ms']['p99']:.0f} ms",
+            "p99 < 1000 ms",
+            ok(web["latency"]["read_to_row_ms"]["p99"] < 1000 and web["latency"]["not_seen"] == 0),
         ),
     ]
     if soak and "soak" in soak:

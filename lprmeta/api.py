@@ -188,7 +188,13 @@ class ApiServer:
         self._assets = await asyncio.to_thread(load_assets)
         self._runner = await start_site(self.app(), self.cfg.host, self.cfg.port, "API")
         self.port = bound_port(self._runner, self.cfg.port)
-        self._log.info("API listening", host=self.cfg.host, port=self.port)
+        self._log.info("API listening", host=self.cfg.host, port=self.port, web_page="/")
+        if self.cfg.open and self.cfg.host not in ("127.0.0.1", "::1", "localhost"):
+            self._log.warning(
+                "the API and web page answer anyone who reaches this address: "
+                "set [api] password or token",
+                host=self.cfg.host,
+            )
 
     async def aclose(self) -> None:
         self._closing.set()
