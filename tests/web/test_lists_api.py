@@ -4,6 +4,7 @@ CSRF, camera-limited lists, expiry, and every bad request a 4xx with its reason.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -263,3 +264,33 @@ async def test_a_list_file_broken_by_hand_keeps_the_list_and_says_so(tmp_path: P
         s.file.write_text("plate,label,expires\nAB1234,x,someday\n")
         assert await s.daemon._lists.reload_changed() == []
         assert "regulars" in matches(await s.read("gate", "AB1234"))  # the last good list
+
+
+async def test_pages_and_their_files_need_the_credentials_and_carry_the_csp(
+    tmp_path: Path,
+) -> None:
+    async with site(tmp_path, username="gate", password="pw-for-tests") as s:
+        for target in ("/", "/search", "/events/x1", "/cameras", "/lists", "/static/app.js"):
+            status, _, resp = await s.call("GET", target)
+            assert status == 401, target
+            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        basic = {"Authorization": "Basic " + base64.b64encode(b"gate:pw-for-tests").decode()}
+        status, html, resp = await s.call("GET", "/cameras", headers=basic)
+        assert status == 200
+        assert resp.headers["Content-Security-Policy"] == CSP
+        assert "script-src 'self'" in CSP
+        assert "unsafe-inline" not in CSP
+        assert b'<body data-page="cameras">' in html
+        assert b"<script>" not in html  # no inline script: only the file
+        assert b'<script src="/static/app.js" defer></script>' in html
+        status, js, resp = await s.call("GET", "/static/app.js", headers=basic)
+        assert status == 200
+        assert resp.headers["Content-Type"].startswith("text/javascript")
+        assert b"innerHTML" not in js.replace(b"never innerHTML", b"")
+        etag = resp.headers["ETag"]
+        status, _, _ = await s.call(
+            "GET", "/static/app.js", headers={**basic, "If-None-Match": etag}
+        )
+        assert status == 304
+        status, _, _ = await s.call("GET", "/static/..%2Fapi.py", headers=basic)
+        assert status == 404
