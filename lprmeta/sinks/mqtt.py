@@ -32,11 +32,12 @@ import contextlib
 import functools
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 import orjson
@@ -52,6 +53,8 @@ from ..stats import Stats
 from .ha import Discovery
 from .jsonl import encode_line
 from .spool import Spool
+
+_T = TypeVar("_T")
 
 __all__ = ["MqttSink", "default_client_id"]
 
@@ -120,7 +123,14 @@ class _MemoryBacklog:
 
 
 class _SpoolBacklog:
-    """A feeder moves events from the subscription to the spool file as they come."""
+    """A feeder moves events from the subscription to the spool file as they come.
+
+    Every touch of the file (append, peek, ack) runs on one thread of its own, in the
+    order it was asked for: a disk that stalls stalls the MQTT backlog, never the
+    event loop (and so never a camera). Events that queued meanwhile are appended in
+    one go."""
+
+    BATCH = 256  # events appended in one trip to the spool's thread at most
 
     def __init__(self, spool: Spool, sub: Subscription, stats: Stats, name: str) -> None:
         self._spool = spool
@@ -129,22 +139,41 @@ class _SpoolBacklog:
         self._name = name
         self._more = asyncio.Event()
         self._fed_all = False
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="lprmeta-mqtt-spool")
         self._log = get_logger("lprmeta.sinks.mqtt")
+
+    async def _on_disk(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+
+    def _append_all(self, lines: list[bytes]) -> list[str | None]:
+        """Each line appended, or why not (the spool's thread)."""
+        out: list[str | None] = []
+        for line in lines:
+            try:
+                kept = self._spool.append(line)
+                out.append(None if kept else "MQTT spool full, event dropped")
+            except OSError as exc:  # disk full, I/O error: this event is lost, say so
+                out.append(f"MQTT spool cannot be written ({exc.strerror}), event dropped")
+        return out
 
     async def feed(self) -> None:
         try:
-            async for event in self._sub:
-                try:
-                    kept = self._spool.append(encode_line(event))
-                    why = "MQTT spool full, event dropped"
-                except OSError as exc:  # disk full, I/O error: this event is lost, say so
-                    kept = False
-                    why = f"MQTT spool cannot be written ({exc.strerror}), event dropped"
-                if not kept:
-                    n = self._stats.inc(f"dropped:{self._name}", event.camera)
-                    log_counted(
-                        self._log, n, "error", why, camera=event.camera, dropped=n, step=1000
-                    )
+            while True:
+                event = self._sub.get_nowait()
+                if event is None:
+                    event = await self._sub.get()
+                if event is None:
+                    break
+                events = [event]
+                while len(events) < self.BATCH and (more := self._sub.get_nowait()) is not None:
+                    events.append(more)
+                refused = await self._on_disk(self._append_all, [encode_line(e) for e in events])
+                for event, why in zip(events, refused, strict=True):
+                    if why is not None:
+                        n = self._stats.inc(f"dropped:{self._name}", event.camera)
+                        log_counted(
+                            self._log, n, "error", why, camera=event.camera, dropped=n, step=1000
+                        )
                 self._more.set()
         finally:
             self._fed_all = True
@@ -152,28 +181,44 @@ class _SpoolBacklog:
 
     async def peek(self) -> _Item:
         while True:
-            line = self._spool.peek()
+            line = await self._on_disk(self._spool.peek)
             if line is not None:
                 try:
                     return _item_of_line(line)
                 except (ValueError, KeyError, TypeError):
                     self._stats.inc(f"mqtt_spool_damaged:{self._name}")
                     self._log.error("damaged record in the MQTT spool skipped")
-                    self._spool.ack()
+                    await self._on_disk(self._spool.ack)
                     continue
             if self._fed_all:
                 raise _Ended
             self._more.clear()
+            if self._spool.waiting:  # appended between the peek and the clear
+                continue
             await self._more.wait()
 
     def ready(self) -> bool:
         return self._spool.waiting > 0
 
     def ack(self) -> None:
-        self._spool.ack()
+        # On the spool's thread after everything asked before it, before every peek after
+        # it: the next peek sees the record after this one.
+        self._disk.submit(self._ack)
+
+    def _ack(self) -> None:
+        try:
+            self._spool.ack()
+        except OSError as exc:
+            n = self._stats.inc(f"mqtt_spool_errors:{self._name}")
+            log_counted(self._log, n, "error", "MQTT spool offset not written", error=str(exc))
 
     def left(self) -> int:
         return self._spool.waiting
+
+    async def close(self) -> None:
+        """Close the file once everything asked of it is done."""
+        await self._on_disk(self._spool.close)
+        self._disk.shutdown(wait=False)
 
 
 class MqttSink:
@@ -254,10 +299,11 @@ class MqttSink:
             self._log.info("sending events left in the MQTT spool", events=self._spool.waiting)
 
     async def run(self, sub: Subscription) -> None:
-        self.open()
+        await asyncio.to_thread(self.open)  # a long spool is counted at start: disk work
         spool = self._spool
         feeder: asyncio.Task[None] | None = None
         backlog: _MemoryBacklog | _SpoolBacklog
+        spool_backlog: _SpoolBacklog | None = None
         if spool is not None:
             spool_backlog = _SpoolBacklog(spool, sub, self.stats, self.name)
             feeder = asyncio.create_task(spool_backlog.feed(), name="mqtt-spool-feeder")
@@ -278,8 +324,8 @@ class MqttSink:
             if feeder is not None:
                 feeder.cancel()
                 await asyncio.gather(feeder, return_exceptions=True)
-            if spool is not None:
-                spool.close()
+            if spool_backlog is not None:
+                await spool_backlog.close()
                 self._spool = None
 
     # ------------------------------------------------------------- connection

@@ -11,8 +11,10 @@ off, counted and logged. Delivery is at least once: a record sent but not yet
 acknowledged when the daemon stopped is sent again.
 
 Bounded by ``limit`` records waiting; an append beyond it is refused (the
-caller counts the drop). Synchronous and small: the event loop calls it
-directly (a record is a few hundred bytes; no fsync).
+caller counts the drop). Synchronous, and not for the event loop: its owners
+call it from one thread of their own (the MQTT sink's spool thread, the store's
+writer), so a stalled disk never holds the loop. Not thread-safe: one thread
+at a time.
 """
 
 from __future__ import annotations

@@ -386,3 +386,50 @@ def test_spool_bounds_bytes_and_takes_batches(tmp_path: Path) -> None:
     s.ack_many(s.peek_many(5))
     assert s.waiting == 0 and s.peek() is None
     s.close()
+
+
+async def test_a_stalled_spool_disk_never_holds_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every spool write (and read) is on the spool's own thread: with each append
+    taking 300 ms, the loop still answers within a few ms, and nothing is lost."""
+    from lprmeta.bus import Bus  # noqa: PLC0415
+    from lprmeta.config import parse_config  # noqa: PLC0415
+    from lprmeta.sinks import spool as spool_module  # noqa: PLC0415
+    from lprmeta.sinks.mqtt import MqttSink  # noqa: PLC0415
+
+    slow_append = spool_module.Spool.append
+
+    def stalled(self: Spool, record: bytes) -> bool:
+        import time  # noqa: PLC0415
+
+        time.sleep(0.3)
+        return slow_append(self, record)
+
+    monkeypatch.setattr(spool_module.Spool, "append", stalled)
+    closed_port = free_port()  # no broker: everything waits in the spool
+    cfg = parse_config(
+        {"mqtt": {"port": closed_port, "spool": str(tmp_path / "mqtt.spool"), "buffer": 100}}
+    ).mqtt
+    assert cfg is not None
+    bus = Bus(dedup_window=0)
+    sink = MqttSink(cfg, cameras=["gate"])
+    task = asyncio.create_task(sink.run(bus.subscribe("mqtt", maxsize=100)))
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    for i in range(8):
+        bus.publish(
+            Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate=f"ST{i:04d}")
+        )
+        for _ in range(10):
+            t0 = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - t0 - 0.01)
+    async with asyncio.timeout(10):
+        while sink._spool is None or sink._spool.waiting < 8:  # noqa: SLF001
+            await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert worst < 0.15, f"the loop was held {worst * 1000:.0f} ms"
+    with Spool(tmp_path / "mqtt.spool", 100) as kept:
+        assert kept.waiting == 8
