@@ -393,15 +393,15 @@ async def test_a_stalled_spool_disk_never_holds_the_event_loop(
 ) -> None:
     """Every spool write (and read) is on the spool's own thread: with each append
     taking 300 ms, the loop still answers within a few ms, and nothing is lost."""
-    from lprmeta.bus import Bus  # noqa: PLC0415
-    from lprmeta.config import parse_config  # noqa: PLC0415
-    from lprmeta.sinks import spool as spool_module  # noqa: PLC0415
-    from lprmeta.sinks.mqtt import MqttSink  # noqa: PLC0415
+    from lprmeta.bus import Bus
+    from lprmeta.config import parse_config
+    from lprmeta.sinks import spool as spool_module
+    from lprmeta.sinks.mqtt import MqttSink
 
     slow_append = spool_module.Spool.append
 
     def stalled(self: Spool, record: bytes) -> bool:
-        import time  # noqa: PLC0415
+        import time
 
         time.sleep(0.3)
         return slow_append(self, record)
@@ -418,15 +418,13 @@ async def test_a_stalled_spool_disk_never_holds_the_event_loop(
     loop = asyncio.get_running_loop()
     worst = 0.0
     for i in range(8):
-        bus.publish(
-            Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate=f"ST{i:04d}")
-        )
+        bus.publish(Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate=f"ST{i:04d}"))
         for _ in range(10):
             t0 = loop.time()
             await asyncio.sleep(0.01)
             worst = max(worst, loop.time() - t0 - 0.01)
     async with asyncio.timeout(10):
-        while sink._spool is None or sink._spool.waiting < 8:  # noqa: SLF001
+        while sink._spool is None or sink._spool.waiting < 8:  # noqa: ASYNC110  # polled
             await asyncio.sleep(0.05)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
