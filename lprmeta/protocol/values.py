@@ -59,7 +59,8 @@ def parse_confidence(value: object) -> float | None:
 
     The guide gives the type (TCP: 4-byte float) but never the scale; firmware
     is seen to send both 0.93 and 93. Reading chosen: a value above 1 is a
-    percentage. The raw value stays in ``raw``.
+    percentage; one above 100 is on neither scale and is no confidence (None, as a
+    negative one is). The raw value stays in ``raw``.
     """
     if is_none(value) or isinstance(value, bool):
         return None
@@ -69,7 +70,7 @@ def parse_confidence(value: object) -> float | None:
         number = float(value.strip().rstrip("%")) if isinstance(value, str) else float(value)
     except (ValueError, OverflowError):  # text, or an integer beyond any float
         return None
-    if not math.isfinite(number) or number < 0:  # not a confidence
+    if not math.isfinite(number) or number < 0 or number > 100:  # not a confidence
         return None
     if number > 1:
         number = number / 100
