@@ -184,9 +184,9 @@ FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
         "likelihood",  # Profile M events' SimpleItem
     ),
     "plate_color": ("platecolor", "platecolour"),
-    "vehicle_type": ("vehicletype",),
+    "vehicle_type": ("vehicletype", "vehicleinfotype"),  # Profile M: Appearance/VehicleInfo
     "vehicle_color": ("vehiclecolor", "vehiclecolour"),
-    "vehicle_brand": ("vehiclebrand", "brand", "vehiclemodel"),
+    "vehicle_brand": ("vehiclebrand", "brand", "vehiclemodel", "vehicleinfobrand"),
     "resolution_width": ("resolutionwidth", "width"),
     "resolution_height": ("resolutionheight", "height"),
     "x1": ("coordinatex1",),

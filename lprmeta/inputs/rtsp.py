@@ -54,6 +54,7 @@ from ..errors import (
 from ..health import Health
 from ..log import get_logger, log_counted, redact_text
 from ..protocol.onvif import document_events
+from ..protocol.scene import PlateTracker, Ready, SceneParse, scene_read
 from ..retry import Backoff, Outcome, StateLog, reconnect
 from ..stats import Stats
 from .identity import CameraIdentity
@@ -121,6 +122,9 @@ class RtspInput:
         self._recent: OrderedDict[bytes, float] = OrderedDict()
         self._session_no = 0
         self._closing = False
+        # Profile M scene descriptions: one read per tracked object (protocol/scene.py).
+        self._tracker = PlateTracker()
+        self._tracker_timer: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> RtspInput:
         return self  # sessions are opened by run(), under the supervisor
@@ -344,12 +348,73 @@ class RtspInput:
                 )
         for read in reads:
             self._deliver(read)  # the intake fetches what it announces, saves, publishes
+        if parsed.scene.objects or parsed.scene.deleted:
+            self._scene(parsed.scene)
+
+    # ----------------------------------------------------------------- scene descriptions
+
+    def _scene(self, scene: SceneParse) -> None:
+        name = self.camera.name
+        if scene.skipped_objects:
+            n = self.stats.inc("scene_objects_skipped", name, scene.skipped_objects)
+            if n == scene.skipped_objects:
+                self._log.warning(
+                    "scene description with more objects than the limit; the rest not read",
+                    skipped=scene.skipped_objects,
+                )
+        odd = sum(o.out_of_range for o in scene.objects)
+        if odd:
+            n = self.stats.inc("scene_likelihood_out_of_range", name, odd)
+            if n == odd:
+                self._log.warning(
+                    "plate likelihood outside 0-1 and 0-100; kept raw, not compared",
+                    example=next(
+                        o.items.get("LicensePlateInfo.PlateNumber@Likelihood")
+                        for o in scene.objects
+                        if o.out_of_range
+                    ),
+                )
+        self.stats.inc("scene_plates", name, sum(1 for o in scene.objects if o.plate))
+        loop = asyncio.get_running_loop()
+        self._emit_scene(self._tracker.frame(scene, loop.time()))
+        self._arm_tracker()
+
+    def _emit_scene(self, ready: list[Ready]) -> None:
+        for obj, frames, why in ready:
+            self.stats.inc("scene_reads", self.camera.name)
+            self._deliver(
+                scene_read(
+                    obj, camera=self.camera.name, received=self._now(), frames=frames, why=why
+                )
+            )
+
+    def _arm_tracker(self) -> None:
+        waiting = self._tracker.waiting > 0
+        for session in self._sessions:
+            session.scene_deletes = waiting
+        due = self._tracker.next_due()
+        if due is None or self._tracker_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._tracker_timer = loop.call_at(due, self._tracker_due)
+
+    def _tracker_due(self) -> None:
+        self._tracker_timer = None
+        try:
+            self._emit_scene(self._tracker.due(asyncio.get_running_loop().time()))
+        finally:
+            self._arm_tracker()
 
     # ----------------------------------------------------------------- shutdown
 
     async def __aexit__(self, *exc: object) -> None:
         """Stop the sessions (reads in flight are the intake's to finish)."""
         self._closing = True
+        if self._tracker_timer is not None:
+            self._tracker_timer.cancel()
+            self._tracker_timer = None
+        # Plates still waiting are read now: the stream ends, the cars were seen.
+        self._emit_scene(self._tracker.flush(asyncio.get_running_loop().time()))
         self._stop_sessions()
         self.identity.close()
         # Session threads only hand documents over; each ends by itself within TICK

@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..log import get_logger, log_counted, redact_text
 from ..protocol.onvif import DocumentAssembler, has_notifications
+from ..protocol.scene import has_scene_plates
 
 __all__ = ["TICK", "Inbox", "RtspSession", "classify_open_error", "inbox_for", "with_credentials"]
 
@@ -161,6 +162,10 @@ class RtspSession(threading.Thread):
         self.last_packet = 0.0
         self.packets = 0
         self.analytics_documents = 0
+        # Set by the input while plates of the scene wait for their read: a frame that
+        # deletes objects may end one, so it is handed over too (read across threads:
+        # a bool).
+        self.scene_deletes = False
         self.folded: dict[str, int] = {}
 
     @property
@@ -224,7 +229,9 @@ class RtspSession(threading.Thread):
                         self.last_packet = time.monotonic()
                         self.packets += 1
                         for doc in feed(bytes(packet), packet.pts):
-                            if has_notifications(doc):
+                            if has_notifications(doc) or has_scene_plates(
+                                doc, deletes=self.scene_deletes
+                            ):
                                 put(handler, self, doc)
                             else:
                                 self.analytics_documents += 1

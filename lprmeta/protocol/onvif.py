@@ -51,6 +51,7 @@ from ..errors import DocumentError, PacketTooLarge
 from ..events import Kind, Source
 from ..vocabulary import PICTURE_PATH_KEYS, fold_key
 from .jsonpost import normalize_json, weighed_raw
+from .scene import SceneParse, has_scene_plates, scene_objects
 
 __all__ = [
     "DocumentAssembler",
@@ -250,11 +251,16 @@ class Notification:
         }
 
 
+_NO_SCENE: Final = SceneParse()
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
     notifications: tuple[Notification, ...]
     analytics_frames: int = 0
     skipped_notifications: int = 0  # past MAX_NOTIFICATIONS, not read
+    # Plates in the scene description's objects (Profile M), and objects that left.
+    scene: SceneParse = _NO_SCENE
 
 
 def _make_parser() -> etree.XMLParser:
@@ -330,7 +336,8 @@ def parse_document(doc: bytes, *, max_size: int = DEFAULT_MAX_DOCUMENT) -> Parse
         sum(1 for _ in va.iterchildren("{*}Frame")) or 1
         for va in root.iterchildren("{*}VideoAnalytics")
     )
-    return ParsedDocument(notifications, frames, skipped)
+    scene = scene_objects(root) if frames and has_scene_plates(doc, deletes=True) else SceneParse()
+    return ParsedDocument(notifications, frames, skipped, scene)
 
 
 def _child(el: Any, tag: str) -> Any | None:
@@ -424,7 +431,31 @@ def _topic_path(topic: str) -> list[str]:
 
 def is_plate_topic(topic: str) -> bool:
     path = [s.casefold() for s in _topic_path(topic)]
-    return "licenseplatedetector" in path or (bool(path) and path[-1] == "licenseplate")
+    return (
+        "licenseplatedetector" in path
+        or (bool(path) and path[-1] == "licenseplate")
+        or _is_axis_lpr(path)
+    )
+
+
+def _is_axis_lpr(path: list[str]) -> bool:
+    """Axis License Plate Verifier (``tnsaxis:CameraApplicationPlatform/ALPV.AllPlates``,
+    ``ALPV.Allowed``, ...) and its older ``CameraApplicationPlatform/LPR`` topic."""
+    return (
+        len(path) >= 2
+        and path[-2] == "cameraapplicationplatform"
+        and (path[-1].startswith("alpv") or path[-1] == "lpr")
+    )
+
+
+# Axis LPR items (VAPIX "License plate verifier API", real time events: text, country,
+# listName, carMoveDirection, carState, carID, ...) -> the vocabulary's names. Only for
+# Axis's topics: "text" is no plate in anybody else's event.
+_AXIS_FIELDS: Final = {
+    "text": "plate",
+    "listname": "list",
+    "carmovedirection": "direction",
+}
 
 
 def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -493,6 +524,15 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> R
     plate = is_plate_topic(n.topic)
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
+    if _is_axis_lpr([s.casefold() for s in _topic_path(n.topic)]):
+        body = {_AXIS_FIELDS.get(fold_key(k), k): v for k, v in body.items()}
+        # Axis says NEW at the first read, UPDATE when plate or direction changes, and LOST
+        # 10 s after the car was last seen. Reading chosen: NEW and UPDATE are reads (the
+        # bus merges an UPDATE of the same plate into its NEW); LOST is the car leaving,
+        # an event, not another read of it.
+        state = next((v for k, v in items.items() if fold_key(k) == "carstate"), "")
+        if state.strip().casefold() == "lost":
+            plate = False
     details: dict[str, Any] = {"topic": n.topic[:1024]}
     if problems:
         details["problems"] = problems

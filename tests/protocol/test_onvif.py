@@ -24,6 +24,7 @@ from lprmeta.protocol.onvif import (
     iter_fragments,
     parse_document,
 )
+from lprmeta.protocol.scene import PlateTracker, scene_read
 
 from ..conftest import FIXTURES
 from ..golden import assert_golden_list
@@ -39,7 +40,16 @@ BAD = [*sorted(ONVIF.glob("broken_*.xml")), ONVIF / "wrong_root.xml"]
 
 
 def reads_of(doc: bytes) -> list[Read]:
-    return document_events(doc, camera="cam", received=NOW)[0]
+    """What one document gives: its notifications' reads, then the reads of the plates
+    in its scene description (a camera's tracker fed this document, then the stream
+    ending)."""
+    reads, parsed = document_events(doc, camera="cam", received=NOW)
+    tracker = PlateTracker()
+    ready = tracker.frame(parsed.scene, 0.0) + tracker.flush(0.0)
+    return reads + [
+        scene_read(obj, camera="cam", received=NOW, frames=frames, why=why)
+        for obj, frames, why in ready
+    ]
 
 
 def events_of(doc: bytes) -> list[Event]:
@@ -285,3 +295,17 @@ def test_a_huge_element_item_is_read_within_a_budget() -> None:
     assert read.event.plate == "BIG1"
     assert read.event.raw["data"]["W.b"] == "y"
     assert any("4096 elements" in p for p in read.event.details["problems"])
+
+
+def test_axis_lost_is_the_car_leaving_not_another_read() -> None:
+    doc = (ONVIF / "axis_alpv_allplates.xml").read_bytes()
+    (read,) = reads_of(doc)
+    assert (read.event.kind, read.event.plate) == (Kind.PLATE, "ABC123")
+    assert read.event.direction is Direction.IN
+    lost = doc.replace(b'Value="update"', b'Value="lost"')
+    (gone,) = reads_of(lost)
+    assert gone.event.kind is Kind.EVENT
+    # An Axis-style "text" item on anybody else's topic is no plate.
+    other = doc.replace(b"CameraApplicationPlatform/ALPV.AllPlates", b"tns1:Device/Trigger")
+    (generic,) = reads_of(other)
+    assert (generic.event.kind, generic.event.plate) == (Kind.EVENT, None)
