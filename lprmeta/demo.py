@@ -1,10 +1,13 @@
 """``lprmeta demo``: the whole thing on one machine, with no camera and no configuration.
 
-Three simulated cameras start on 127.0.0.1, one per transport of the guide:
+Four simulated cameras start on 127.0.0.1, one per transport of the guide and one
+that is not a Milesight:
 
 * ``gate-tcp``: lprmeta connects to its LPR TCP port, logs in and registers;
 * ``gate-http``: it pushes its reads to lprmeta's HTTP receiver;
-* ``lane-rtsp``: lprmeta reads its ONVIF metadata track and fetches each picture.
+* ``lane-rtsp``: lprmeta reads its ONVIF metadata track and fetches each picture;
+* ``lane-onvif``: any ONVIF Profile M camera: its metadata track describes the scene
+  (objects with their plates, frame after frame), and lprmeta makes one read per car.
 
 The daemon runs against them in this process and prints JSON lines on stdout
 as cars pass (pictures saved under ``--snapshot-dir``), with a parking and a
@@ -71,12 +74,26 @@ def demo_config(
     http_port: int,
     tcp: SimulatedCamera,
     rtsp: SimulatedCamera,
+    onvif: SimulatedCamera | None = None,
     data_dir: Path | None = None,
     api_port: int | None = None,
 ) -> Config:
     assert tcp.tcp is not None
     assert rtsp.rtsp is not None
     assert rtsp.web is not None
+    more: list[dict[str, Any]] = []
+    if onvif is not None:
+        assert onvif.rtsp is not None
+        assert onvif.web is not None
+        more.append(
+            {
+                "name": "lane-onvif",
+                "host": "127.0.0.1",
+                "http_port": onvif.web.port,
+                "password": PASSWORD,
+                "rtsp": {"url": onvif.rtsp.url, "backoff_initial": 0.2},
+            }
+        )
     stored: dict[str, Any] = {"store": {"enabled": False}}
     if data_dir is not None:
         stored = {"store": {"data_dir": str(data_dir)}}
@@ -104,6 +121,7 @@ def demo_config(
                     "password": PASSWORD,
                     "rtsp": {"url": rtsp.rtsp.url, "backoff_initial": 0.2},
                 },
+                *more,
             ],
         }
     )
@@ -134,8 +152,9 @@ async def run_demo(
     http_port = _free_port()
     tcp = SimulatedCamera(tcp_port=0, password=PASSWORD)
     rtsp = SimulatedCamera(rtsp_port=0, password=PASSWORD)
+    onvif = SimulatedCamera(rtsp_port=0, password=PASSWORD, onvif_flavour="profile-m-frames")
     http = SimulatedCamera(http_target=f"http://127.0.0.1:{http_port}/lpr/gate-http")
-    async with tcp, rtsp:
+    async with tcp, rtsp, onvif:
         api_port = _free_port() if data_dir is not None else None
         if data_dir is not None:
             await asyncio.to_thread(demo_list_file, data_dir)
@@ -144,6 +163,7 @@ async def run_demo(
             http_port=http_port,
             tcp=tcp,
             rtsp=rtsp,
+            onvif=onvif,
             data_dir=data_dir,
             api_port=api_port,
         )
@@ -151,7 +171,7 @@ async def run_demo(
             assert tcp.tcp is not None
             assert rtsp.rtsp is not None
             log.info(
-                "demo running: three simulated cameras on 127.0.0.1; events follow on stdout",
+                "demo running: four simulated cameras on 127.0.0.1; events follow on stdout",
                 pictures=str(snapshot_dir),
                 web_page=f"http://127.0.0.1:{api_port}/" if api_port else None,
                 api=f"http://127.0.0.1:{api_port}/api/events" if api_port else None,
@@ -159,12 +179,14 @@ async def run_demo(
             )
             await tcp.tcp.wait_for_clients(1, timeout=30)
             await rtsp.rtsp.wait_playing(1, timeout=30)
+            assert onvif.rtsp is not None
+            await onvif.rtsp.wait_playing(1, timeout=30)
             factory = ReadFactory(seed=7, picture_bytes=30_000)
             loop = asyncio.get_running_loop()
             end = loop.time() + duration if duration else None
             n = 0
             while not stop.is_set() and (end is None or loop.time() < end):
-                camera = (tcp, http, rtsp)[n % 3]
+                camera = (tcp, http, rtsp, onvif)[n % 4]
                 read = factory.next()
                 n += 1
                 await camera.send_read(read, era=("old", "new")[n % 2])

@@ -22,6 +22,11 @@ def test_demo_prints_events_from_all_three_transports(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     lines = [check_line(x) for x in result.stdout.splitlines()]
     assert {x["source"] for x in lines if x["kind"] == "plate"} == {"tcp", "http", "rtsp"}
+    # The Profile M camera (scene descriptions): one read per car, with its pictures.
+    scene = [x for x in lines if x["camera"] == "lane-onvif"]
+    assert scene
+    assert all(x["details"]["onvif"] == "scene description" for x in scene)
+    assert {i["role"] for x in scene for i in x["images"]} == {"plate", "full"}
     assert {"parking", "counting"} <= {x["kind"] for x in lines}
     images = [img for x in lines for img in x["images"]]
     assert images and all(img["missing"] is None if "missing" in img else True for img in images)

@@ -53,7 +53,9 @@ class SimulatedCamera:
         session_timeout: int = 60,
         video: bool = False,
         mtu: int = 1200,
+        onvif_flavour: str = "milesight",
     ) -> None:
+        self.onvif_flavour = onvif_flavour
         self.tcp = (
             TcpCameraServer(host=host, port=tcp_port, username=username, password=password)
             if tcp_port is not None
@@ -135,8 +137,13 @@ class SimulatedCamera:
             out.tcp = await self.tcp.send_read(read)
         if self.rtsp is not None and self.web is not None:
             picture = read.plate_jpeg or read.full_jpeg
+            if self.onvif_flavour == "profile-m-frames":
+                picture = read.full_jpeg  # the crop travels inline; the scene by path
+            elif self.onvif_flavour == "axis":
+                picture = b""  # the plate picture travels inline
             path = self.web.publish(picture, read.time) if picture else None
-            out.rtsp = await self.rtsp.send_document(read.onvif_document(path))
+            for doc in read.onvif_documents(self.onvif_flavour, path):
+                out.rtsp = await self.rtsp.send_document(doc)
         if self.pusher is not None:
             chosen = era or (
                 self.http_era if self.http_era != "mixed" else ("old", "new")[self.sent % 2]

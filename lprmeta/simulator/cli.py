@@ -16,7 +16,7 @@ from typing import Any
 
 from ..log import get_logger
 from .camera import SimulatedCamera
-from .script import ReadFactory, analytics_document
+from .script import ONVIF_FLAVOURS, ReadFactory, analytics_document
 
 __all__ = ["add_simulate_parser", "cmd_simulate", "simulate"]
 
@@ -67,6 +67,14 @@ def add_simulate_parser(sub: Any, add_logging: Callable[[argparse.ArgumentParser
     p.add_argument("--video", action="store_true", help="add an H.264 track to the RTSP stream")
     p.add_argument("--mtu", type=int, default=1200, help="largest RTP payload of a document")
     p.add_argument(
+        "--onvif-flavour",
+        choices=ONVIF_FLAVOURS,
+        default="milesight",
+        help="what the metadata track carries: Milesight's LicensePlateDetector, ONVIF "
+        "Profile M's plate event, Profile M scene descriptions (object metadata), or Axis "
+        "License Plate Verifier's event",
+    )
+    p.add_argument(
         "--analytics-rate",
         type=float,
         default=0.0,
@@ -102,6 +110,7 @@ def camera_from_args(args: argparse.Namespace) -> SimulatedCamera:
         session_timeout=args.session_timeout,
         video=args.video,
         mtu=args.mtu,
+        onvif_flavour=args.onvif_flavour,
     )
 
 

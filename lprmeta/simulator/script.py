@@ -14,7 +14,7 @@ import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -148,6 +148,21 @@ class Read:
             direction=self.direction,
         )
 
+    def onvif_documents(self, flavour: str, picture_path: str | None = None) -> list[bytes]:
+        """What a camera of this ONVIF flavour sends on its metadata track for this read:
+        Milesight's notification; Profile M's plate event; or Profile M scene
+        descriptions (three frames of the car, the plate read better each time, the
+        car leaving in the last)."""
+        if flavour == "milesight":
+            return [self.onvif_document(picture_path)]
+        if flavour == "profile-m-events":
+            return [profile_m_event(self, picture_path)]
+        if flavour == "profile-m-frames":
+            return profile_m_frames(self, picture_path)
+        if flavour == "axis":
+            return [axis_alpv_event(self)]
+        raise ValueError(f"unknown ONVIF flavour {flavour!r}")
+
     # ----------------------------------------------------------------- HTTP
     def http_body(self, *, era: str = "new", device: str = "Network Camera") -> dict[str, Any]:
         """The guide's HTTP key table. ``era="old"`` spells keys ``abc_def`` (before
@@ -275,6 +290,108 @@ def onvif_notification(
         f"<tt:Data>{items}</tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>"
         "</tt:Event></tt:MetadataStream>"
     ).encode()
+
+
+ONVIF_FLAVOURS = ("milesight", "profile-m-events", "profile-m-frames", "axis")
+_AXIS_LISTS = {1: "Block list", 2: "Allow list", 3: ""}
+
+
+def axis_alpv_event(read: Read) -> bytes:
+    """Axis License Plate Verifier's real-time event (``ALPV.AllPlates``, the items of
+    VAPIX's "License plate verifier API"), with the plate picture inline (base64)."""
+    items = [
+        ("carState", "new"),
+        ("carID", str(read.seq)),
+        ("carMoveDirection", "in" if read.direction == 1 else "out"),
+        ("text", read.plate),
+        ("country", read.country),
+        ("listName", _AXIS_LISTS.get(read.list_type, "")),
+        ("action", "No action"),
+        ("consumedTime", "97"),
+    ]
+    if read.plate_jpeg:
+        items.append(("plateImage", base64.b64encode(read.plate_jpeg).decode()))
+    data = "".join(f"<tt:SimpleItem Name={quoteattr(k)} Value={quoteattr(v)}/>" for k, v in items)
+    return (
+        f'<tt:MetadataStream {_ONVIF_NS} xmlns:tnsaxis="http://www.axis.com/2009/event/topics">'
+        "<tt:Event><wsnt:NotificationMessage>"
+        '<wsnt:Topic Dialect="http://docs.oasis-open.org/wsn/t-1/TopicExpression/Simple">'
+        "tnsaxis:CameraApplicationPlatform/ALPV.AllPlates</wsnt:Topic><wsnt:Message>"
+        f'<tt:Message UtcTime="{_utc(read.time)}"><tt:Source/><tt:Data>{data}</tt:Data>'
+        "</tt:Message></wsnt:Message></wsnt:NotificationMessage></tt:Event></tt:MetadataStream>"
+    ).encode()
+
+
+_VEHICLE_TYPES = {1: "Car", 2: "Truck", 3: "Bus", 4: "Motorcycle", 5: "Bicycle"}
+
+
+def profile_m_event(read: Read, picture_path: str | None = None) -> bytes:
+    """ONVIF Profile M's plate event (``tns1:RuleEngine/Recognition/LicensePlate``), the
+    plate in an ElementItem ``LicensePlateInfo`` (metadatastream.xsd), with the event's
+    Likelihood and, when there is one, the picture's path."""
+    extra = (
+        f'<tt:SimpleItem Name="ImagePath" Value={quoteattr(picture_path)}/>' if picture_path else ""
+    )
+    return (
+        f"<tt:MetadataStream {_ONVIF_NS}><tt:Event><wsnt:NotificationMessage>"
+        '<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">'
+        "tns1:RuleEngine/Recognition/LicensePlate</wsnt:Topic><wsnt:Message>"
+        f'<tt:Message UtcTime="{_utc(read.time)}" PropertyOperation="Changed"><tt:Source>'
+        '<tt:SimpleItem Name="VideoSource" Value="VideoSource_1"/>'
+        '<tt:SimpleItem Name="Rule" Value="LPR"/></tt:Source>'
+        f'<tt:Key><tt:SimpleItem Name="ObjectId" Value="{read.seq}"/></tt:Key><tt:Data>'
+        '<tt:ElementItem Name="LicensePlateInfo"><tt:LicensePlateInfo>'
+        f'<tt:PlateNumber Likelihood="{read.confidence:.2f}">{escape(read.plate)}'
+        f'</tt:PlateNumber><tt:CountryCode Likelihood="0.9">{escape(read.country)}'
+        "</tt:CountryCode></tt:LicensePlateInfo></tt:ElementItem>"
+        f'<tt:SimpleItem Name="Likelihood" Value="{read.confidence:.2f}"/>{extra}'
+        "</tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage>"
+        "</tt:Event></tt:MetadataStream>"
+    ).encode()
+
+
+def profile_m_frames(read: Read, picture_path: str | None = None) -> list[bytes]:
+    """Three Profile M scene descriptions of one car passing: a vehicle object and its
+    plate object (``Parent``), the plate misread then read with the read's confidence,
+    the crop inline (``Image``) in the best frame, the scene picture's path
+    (``SceneImageRef``), and the car deleted from the scene in the last frame."""
+    vehicle, plate_id = read.seq * 2 + 1, read.seq * 2 + 2
+    misread = read.plate[:-1] + ("0" if read.plate[-1] != "0" else "8")
+    crop = base64.b64encode(read.plate_jpeg).decode() if read.plate_jpeg else ""
+    kind = _VEHICLE_TYPES.get(read.vehicle_type % 5 + 1, "Car")
+    docs = []
+    for n, (text, likelihood) in enumerate(
+        ((misread, 0.41), (read.plate, read.confidence), (misread, 0.52))
+    ):
+        when = _utc(read.time + timedelta(milliseconds=100 * n))
+        image = f"<tt:Image>{crop}</tt:Image>" if n == 1 and crop else ""
+        scene = (
+            f"<tt:SceneImageRef>{escape(picture_path)}</tt:SceneImageRef>"
+            if n == 1 and picture_path
+            else ""
+        )
+        gone = (
+            f'<tt:ObjectTree><tt:Delete ObjectId="{vehicle}"/>'
+            f'<tt:Delete ObjectId="{plate_id}"/></tt:ObjectTree>'
+            if n == 2
+            else ""
+        )
+        docs.append(
+            (
+                f"<tt:MetadataStream {_ONVIF_NS}><tt:VideoAnalytics>"
+                f'<tt:Frame UtcTime="{when}"><tt:Object ObjectId="{vehicle}"><tt:Appearance>'
+                '<tt:Class><tt:Type Likelihood="0.95">Vehicle</tt:Type></tt:Class>'
+                f'<tt:VehicleInfo><tt:Type Likelihood="0.9">{kind}</tt:Type></tt:VehicleInfo>'
+                f"</tt:Appearance><tt:Behaviour><tt:Speed>{read.speed / 3.6:.1f}</tt:Speed>"
+                f'</tt:Behaviour></tt:Object><tt:Object ObjectId="{plate_id}" '
+                f'Parent="{vehicle}"><tt:Appearance><tt:LicensePlateInfo>'
+                f'<tt:PlateNumber Likelihood="{likelihood:.2f}">{escape(text)}</tt:PlateNumber>'
+                f'<tt:CountryCode Likelihood="0.9">{escape(read.country)}</tt:CountryCode>'
+                f"</tt:LicensePlateInfo>{image}</tt:Appearance></tt:Object>{gone}{scene}"
+                "</tt:Frame></tt:VideoAnalytics></tt:MetadataStream>"
+            ).encode()
+        )
+    return docs
 
 
 def analytics_document(when: datetime, *, objects: int = 2, seed: int = 0) -> bytes:
