@@ -144,6 +144,10 @@ class SimulatedCamera:
             path = self.web.publish(picture, read.time) if picture else None
             for doc in read.onvif_documents(self.onvif_flavour, path):
                 out.rtsp = await self.rtsp.send_document(doc)
+                # Event notifications go to event subscribers (PullPoint) too, as a real
+                # camera's do; scene descriptions are the metadata track's only.
+                if self.onvif_flavour != "profile-m-frames":
+                    self.web.publish_event(doc)
         if self.pusher is not None:
             chosen = era or (
                 self.http_era if self.http_era != "mixed" else ("old", "new")[self.sent % 2]

@@ -7,6 +7,12 @@
   GetServices, GetCapabilities, GetDeviceInformation, GetSystemDateAndTime,
   GetProfiles, GetStreamUri, GetSnapshotUri; requests must carry a WS-Security
   UsernameToken (digest or text) with the camera's credentials.
+* ONVIF events, PullPoint (``/onvif/events_service``): CreatePullPointSubscription
+  gives a subscription of its own address with a termination time (enforced: an
+  expired or unknown subscription is a fault), PullMessages waits up to its Timeout
+  for what :meth:`CameraWebServer.publish_event` queued, Renew, Unsubscribe,
+  SetSynchronizationPoint. :meth:`CameraWebServer.reboot` forgets every
+  subscription, as a camera that restarts does.
 * Fault modes (:class:`WebFaults`) for the pictures: stall, a fixed status, a
   body that is not a JPEG, a redirect, an oversize body, a slow body.
 """
@@ -15,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import re
 import secrets
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,8 +48,53 @@ _NS = (
     f'xmlns:s="{_SOAP}" xmlns:tt="http://www.onvif.org/ver10/schema" '
     'xmlns:tds="http://www.onvif.org/ver10/device/wsdl" '
     'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
-    'xmlns:ter="http://www.onvif.org/ver10/error"'
+    'xmlns:ter="http://www.onvif.org/ver10/error" '
+    'xmlns:tev="http://www.onvif.org/ver10/events/wsdl" '
+    'xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" '
+    'xmlns:wsa5="http://www.w3.org/2005/08/addressing" '
+    'xmlns:tns1="http://www.onvif.org/ver10/topics" '
+    'xmlns:tnsaxis="http://www.axis.com/2009/event/topics" '
+    'xmlns:wsrf-rw="http://docs.oasis-open.org/wsrf/rw-2"'
 )
+_DURATION = re.compile(r"^P(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)$")
+_NOTIFICATION = re.compile(rb"<(\w+:)?NotificationMessage\b.*?</(\w+:)?NotificationMessage>", re.S)
+MAX_QUEUED = 1000  # notifications a subscription keeps for its next pull
+
+
+class _SoapFault(Exception):
+    def __init__(self, subcode: str, reason: str) -> None:
+        super().__init__(reason)
+        self.subcode = subcode
+        self.reason = reason
+
+
+@dataclass
+class _Subscription:
+    terminates: float  # time.time()
+    queue: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED))
+    more: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _seconds(text: str | None, default: float) -> float:
+    """An xs:duration (PT60S, PT1M) or an xs:dateTime (until then), in seconds."""
+    if not text:
+        return default
+    text = text.strip()
+    m = _DURATION.match(text)
+    if m:
+        h, mi, s = (float(x) if x else 0.0 for x in m.groups())
+        return h * 3600 + mi * 60 + s
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return default
+    return max(0.0, when.timestamp() - time.time())
+
+
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
@@ -71,6 +125,10 @@ class _Stats:
     not_found: int = 0
     unauthorized: int = 0
     soap: dict[str, int] = field(default_factory=dict)
+    subscriptions: int = 0  # CreatePullPointSubscription answered
+    renewals: int = 0
+    unsubscribed: int = 0
+    notifications: int = 0  # handed out by PullMessages
 
 
 class CameraWebServer:
@@ -103,6 +161,8 @@ class CameraWebServer:
         self._released.set()
         self._runner: web.AppRunner | None = None
         self._seq = 0
+        self.subscriptions: dict[str, _Subscription] = {}
+        self._service = ""  # the path of the SOAP call being answered
         self._log = get_logger("lprmeta.simulator.web")
 
     @property
@@ -244,7 +304,13 @@ class CameraWebServer:
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
             return self._fault("ter:ActionNotSupported", f"{op} is not supported", 400)
-        xml = handler(body[0] if body is not None else None)
+        self._service = request.match_info.get("service", "")  # read before any await
+        try:
+            xml = handler(body[0] if body is not None else None)
+            if not isinstance(xml, str):
+                xml = await xml
+        except _SoapFault as fault:
+            return self._fault(fault.subcode, fault.reason, 400)
         return web.Response(
             text=f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope {_NS}><s:Body>{xml}'
             "</s:Body></s:Envelope>",
@@ -268,6 +334,7 @@ class CameraWebServer:
         services = [
             ("http://www.onvif.org/ver10/device/wsdl", "device_service"),
             ("http://www.onvif.org/ver10/media/wsdl", "media_service"),
+            ("http://www.onvif.org/ver10/events/wsdl", "events_service"),
         ]
         return (
             "<tds:GetServicesResponse>"
@@ -287,6 +354,11 @@ class CameraWebServer:
             "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>"
             "<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP>"
             "</tt:StreamingCapabilities></tt:Media>"
+            f"<tt:Events><tt:XAddr>{self.base}/onvif/events_service</tt:XAddr>"
+            "<tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport>"
+            "<tt:WSPullPointSupport>true</tt:WSPullPointSupport>"
+            "<tt:WSPausableSubscriptionManagerInterfaceSupport>false"
+            "</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>"
             "</tds:Capabilities></tds:GetCapabilitiesResponse>"
         )
 
@@ -347,3 +419,88 @@ class CameraWebServer:
 
     def _op_GetSnapshotUri(self, _req: Any) -> str:
         return self._media_uri("GetSnapshotUriResponse", f"{self.base}/snapshot.jpg")
+
+    # ----------------------------------------------------------------- events (PullPoint)
+
+    def publish_event(self, document: bytes) -> int:
+        """Queue the notifications of a metadata document (``tt:MetadataStream``) for every
+        live subscription; returns how many subscriptions took them."""
+        now = time.time()
+        messages = [m.group(0).decode() for m in _NOTIFICATION.finditer(document)]
+        live = [s for s in self.subscriptions.values() if s.terminates > now]
+        for sub in live:
+            sub.queue.extend(messages)
+            sub.more.set()
+        return len(live)
+
+    def reboot(self) -> None:
+        """A camera that restarts forgets its subscriptions."""
+        for sub in self.subscriptions.values():
+            sub.more.set()  # a pull waiting on it answers (with a fault)
+        self.subscriptions.clear()
+
+    def _subscription(self) -> tuple[str, _Subscription]:
+        sid = self._service.removeprefix("subscription_")
+        sub = self.subscriptions.get(sid)
+        if sub is None or sub.terminates <= time.time():
+            self.subscriptions.pop(sid, None)
+            raise _SoapFault("wsrf-rw:ResourceUnknownFault", "no such subscription")
+        return sid, sub
+
+    def _op_CreatePullPointSubscription(self, req: Any) -> str:
+        wanted = req.findtext("{*}InitialTerminationTime") if req is not None else None
+        seconds = min(_seconds(wanted, 60.0), 3600.0)
+        sid = secrets.token_hex(6)
+        now = time.time()
+        self.subscriptions[sid] = _Subscription(now + seconds)
+        self.stats.subscriptions += 1
+        return (
+            "<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference>"
+            f"<wsa5:Address>{self.base}/onvif/subscription_{sid}</wsa5:Address>"
+            f"</tev:SubscriptionReference><wsnt:CurrentTime>{_iso(now)}</wsnt:CurrentTime>"
+            f"<wsnt:TerminationTime>{_iso(now + seconds)}</wsnt:TerminationTime>"
+            "</tev:CreatePullPointSubscriptionResponse>"
+        )
+
+    async def _op_PullMessages(self, req: Any) -> str:
+        sid, sub = self._subscription()
+        timeout = min(_seconds(req.findtext("{*}Timeout") if req is not None else None, 10), 60)
+        limit = int((req.findtext("{*}MessageLimit") if req is not None else None) or 100)
+        if not sub.queue:
+            sub.more.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await sub.more.wait()
+            if sid not in self.subscriptions:
+                raise _SoapFault("wsrf-rw:ResourceUnknownFault", "no such subscription")
+        messages = [sub.queue.popleft() for _ in range(min(limit, len(sub.queue)))]
+        self.stats.notifications += len(messages)
+        now = time.time()
+        return (
+            f"<tev:PullMessagesResponse><tev:CurrentTime>{_iso(now)}</tev:CurrentTime>"
+            f"<tev:TerminationTime>{_iso(sub.terminates)}</tev:TerminationTime>"
+            + "".join(messages)
+            + "</tev:PullMessagesResponse>"
+        )
+
+    def _op_Renew(self, req: Any) -> str:
+        _, sub = self._subscription()
+        wanted = req.findtext("{*}TerminationTime") if req is not None else None
+        now = time.time()
+        sub.terminates = now + min(_seconds(wanted, 60.0), 3600.0)
+        self.stats.renewals += 1
+        return (
+            f"<wsnt:RenewResponse><wsnt:TerminationTime>{_iso(sub.terminates)}"
+            f"</wsnt:TerminationTime><wsnt:CurrentTime>{_iso(now)}</wsnt:CurrentTime>"
+            "</wsnt:RenewResponse>"
+        )
+
+    def _op_Unsubscribe(self, _req: Any) -> str:
+        sid, _ = self._subscription()
+        del self.subscriptions[sid]
+        self.stats.unsubscribed += 1
+        return "<wsnt:UnsubscribeResponse/>"
+
+    def _op_SetSynchronizationPoint(self, _req: Any) -> str:
+        self._subscription()
+        return "<tev:SetSynchronizationPointResponse/>"
