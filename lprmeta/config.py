@@ -193,6 +193,32 @@ class RtspConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OnvifEventsConfig:
+    """``[cameras.onvif_events]``: the camera's ONVIF event service, PullPoint: for
+    cameras whose metadata track is off or absent (on the camera's web port,
+    ``cameras.http_port``, with the camera's credentials)."""
+
+    # The subscription's life: asked for at CreatePullPointSubscription and at each
+    # Renew; renewed when 80% of what the camera granted has passed.
+    subscription: float = 60.0
+    # PullMessages waits this long on the camera for notifications (its Timeout).
+    pull_timeout: float = 10.0
+    message_limit: int = 100
+    # Connecting, subscribing, renewing must each finish within this.
+    timeout: float = 10.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    auth_retry: float = 300.0
+    max_document: int = 1 * MIB  # one notification, as the metadata track's documents
+    # Fetching the pictures notifications point at (as [cameras.rtsp] does).
+    pictures: bool = True
+    picture_deadline: float = 2.0
+    max_picture: int = 8 * MIB
+    fetch_concurrency: int = 4
+    password: Secret | None = None  # the camera's (no credentials of its own)
+
+
+@dataclass(frozen=True, slots=True)
 class CameraHttpConfig:
     path: str = ""
     # Our field name -> the camera's field name, for firmware with a template editor.
@@ -211,6 +237,7 @@ class CameraConfig:
     tcp: TcpConfig | None = None
     rtsp: RtspConfig | None = None
     http: CameraHttpConfig = field(default_factory=CameraHttpConfig)
+    onvif_events: OnvifEventsConfig | None = None
 
     @property
     def transports(self) -> frozenset[str]:
@@ -222,6 +249,8 @@ class CameraConfig:
             out.add("rtsp")
         if self.http.declared:
             out.add("http")
+        if self.onvif_events is not None:
+            out.add("onvif")
         return frozenset(out)
 
 
@@ -684,6 +713,26 @@ def _parse_rtsp(r: _Reader) -> RtspConfig:
     return out
 
 
+def _parse_onvif_events(r: _Reader) -> OnvifEventsConfig:
+    r.model = OnvifEventsConfig
+    out = OnvifEventsConfig(
+        subscription=r.number("subscription", DEFAULT, 2.0, 86_400.0),
+        pull_timeout=r.number("pull_timeout", DEFAULT, 0.5, 600.0),
+        message_limit=r.integer("message_limit", DEFAULT, 1, 1000),
+        timeout=r.number("timeout", DEFAULT, 0.5, 600.0),
+        backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
+        backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
+        auth_retry=r.number("auth_retry", DEFAULT, 0.01, 86_400.0),
+        max_document=r.integer("max_document", DEFAULT, 1024, 256 * MIB),
+        pictures=r.boolean("pictures", DEFAULT),
+        picture_deadline=r.number("picture_deadline", DEFAULT, 0.05, 600.0),
+        max_picture=r.integer("max_picture", DEFAULT, 1024, 1024 * MIB),
+        fetch_concurrency=r.integer("fetch_concurrency", DEFAULT, 1, 64),
+    )
+    r.finish()
+    return out
+
+
 def _parse_camera_http(r: _Reader | None, name: str) -> CameraHttpConfig:
     if r is None:
         return CameraHttpConfig(path=f"/lpr/{name}")
@@ -715,6 +764,7 @@ def _parse_camera(r: _Reader) -> CameraConfig | None:
         r.problem("host", "is required")
     tcp = r.sub("tcp")
     rtsp = r.sub("rtsp")
+    onvif_events = r.sub("onvif_events")
     r.model = CameraConfig
     cam = CameraConfig(
         name=name,
@@ -725,6 +775,7 @@ def _parse_camera(r: _Reader) -> CameraConfig | None:
         tcp=_parse_tcp(tcp) if tcp is not None else None,
         rtsp=_parse_rtsp(rtsp) if rtsp is not None else None,
         http=_parse_camera_http(r.sub("http"), name),
+        onvif_events=_parse_onvif_events(onvif_events) if onvif_events is not None else None,
     )
     r.finish()
     return cam

@@ -509,8 +509,9 @@ def camera_inputs(
     health: Health | None = None,
     offload: Offload | None = None,
 ) -> list[Input]:
-    """The inputs that connect to one camera (TCP, RTSP), handing their reads to
-    ``intake``: how ``run`` builds them, and ``probe`` too."""
+    """The inputs that connect to one camera (TCP, RTSP, ONVIF events), handing their
+    reads to ``intake``: how ``run`` builds them, and ``probe`` too."""
+    from .inputs.pullpoint import PullPointInput  # noqa: PLC0415
     from .inputs.rtsp import RtspInput  # noqa: PLC0415
     from .inputs.tcp import TcpInput  # noqa: PLC0415  # inputs import the daemon's parts
 
@@ -522,6 +523,8 @@ def camera_inputs(
         out.append(
             RtspInput(cam, deliver=intake.put, stats=stats, features=features, health=health)
         )
+    if cam.onvif_events is not None:
+        out.append(PullPointInput(cam, deliver=intake.put, stats=stats, health=health))
     return out
 
 

@@ -260,6 +260,7 @@ class Source(StrEnum):
     TCP = "tcp"
     HTTP = "http"
     RTSP = "rtsp"
+    ONVIF = "onvif"  # the camera's ONVIF event service (PullPoint)
 
 
 @dataclass(frozen=True, slots=True)

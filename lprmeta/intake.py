@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from .bus import Bus
-from .config import CameraConfig
+from .config import CameraConfig, OnvifEventsConfig, RtspConfig
 from .envelope import Picture, Read
 from .errors import ForbiddenPictureURL, SnapshotError, StoreUnavailable
 from .events import Event, ImageRef
@@ -55,9 +55,10 @@ class CameraPictures:
     """Fetching the pictures one RTSP camera announces."""
 
     def __init__(self, camera: CameraConfig, fetcher: PictureFetcher, stats: Stats) -> None:
-        assert camera.rtsp is not None
+        cfg = camera.rtsp or camera.onvif_events  # the metadata track's, else PullPoint's
+        assert cfg is not None
         self.camera = camera
-        self.cfg = camera.rtsp
+        self.cfg: RtspConfig | OnvifEventsConfig = cfg
         self.stats = stats
         self._fetcher = fetcher
         self.web = CameraWeb(
@@ -231,7 +232,7 @@ class Intake:
         pics = self._pictures.get(camera)
         if pics is None:
             cam = self._cameras.get(camera)
-            if cam is None or cam.rtsp is None or self._fetcher is None:
+            if cam is None or (cam.rtsp or cam.onvif_events) is None or self._fetcher is None:
                 return None
             pics = self._pictures[camera] = CameraPictures(cam, self._fetcher, self.stats)
         return pics

@@ -507,7 +507,9 @@ def _scrubbed(raw: dict[str, Any], names: set[str]) -> dict[str, Any]:
     return out
 
 
-def notification_event(n: Notification, *, camera: str, received: datetime) -> Read:
+def notification_event(
+    n: Notification, *, camera: str, received: datetime, source: Source = Source.RTSP
+) -> Read:
     """One notification -> a read. Plate topics (Milesight's LicensePlateDetector, ONVIF
     Profile M's Recognition/LicensePlate) are ``kind: plate``; any other topic is a
     generic ``kind: event`` read by the same normaliser (the fields the vocabulary knows
@@ -544,7 +546,7 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> R
     read = normalize_json(
         body,
         camera=camera,
-        source=Source.RTSP,
+        source=source,
         received=received,
         kind=Kind.PLATE if plate else Kind.EVENT,
         fields=inline,
@@ -556,11 +558,19 @@ def notification_event(n: Notification, *, camera: str, received: datetime) -> R
 
 
 def document_events(
-    doc: bytes, *, camera: str, received: datetime, max_size: int = DEFAULT_MAX_DOCUMENT
+    doc: bytes,
+    *,
+    camera: str,
+    received: datetime,
+    max_size: int = DEFAULT_MAX_DOCUMENT,
+    source: Source = Source.RTSP,
 ) -> tuple[list[Read], ParsedDocument]:
     """Every read a whole document carries (possibly none: a scene description)."""
     parsed = parse_document(doc, max_size=max_size)
-    events = [notification_event(n, camera=camera, received=received) for n in parsed.notifications]
+    events = [
+        notification_event(n, camera=camera, received=received, source=source)
+        for n in parsed.notifications
+    ]
     return events, parsed
 
 
