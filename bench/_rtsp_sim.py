@@ -27,6 +27,37 @@ from lprmeta.log import configure_logging
 from lprmeta.simulator.rtsp import RtspCameraServer
 from lprmeta.simulator.script import analytics_document, onvif_notification
 
+_NS = 'xmlns:tt="http://www.onvif.org/ver10/schema"'
+
+
+def scene_frame(now: datetime, n: int, plate: str | None, leaving: int | None) -> bytes:
+    """A Profile M frame: two vehicles moving about, with ``plate`` a third object whose
+    plate is read, and the object of the frame before deleted (the car left)."""
+    when = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    objects = "".join(
+        f'<tt:Object ObjectId="{k}"><tt:Appearance><tt:Shape><tt:BoundingBox left="0.{k}" '
+        f'top="0.2" right="0.{k + 2}" bottom="0.6"/><tt:CenterOfGravity x="0.{k + 1}" y="0.4"/>'
+        '</tt:Shape><tt:Class><tt:Type Likelihood="0.8">Vehicle</tt:Type></tt:Class>'
+        "</tt:Appearance></tt:Object>"
+        for k in (1, 2)
+    )
+    if plate is not None:
+        objects += (
+            f'<tt:Object ObjectId="{n + 100}"><tt:Appearance><tt:LicensePlateInfo>'
+            f'<tt:PlateNumber Likelihood="0.9">{plate}</tt:PlateNumber>'
+            '<tt:CountryCode Likelihood="0.9">NL</tt:CountryCode></tt:LicensePlateInfo>'
+            "</tt:Appearance></tt:Object>"
+        )
+    tree = (
+        f'<tt:ObjectTree><tt:Delete ObjectId="{leaving + 100}"/></tt:ObjectTree>'
+        if leaving is not None
+        else ""
+    )
+    return (
+        f'<tt:MetadataStream {_NS}><tt:VideoAnalytics><tt:Frame UtcTime="{when}">'
+        f"{objects}{tree}</tt:Frame></tt:VideoAnalytics></tt:MetadataStream>"
+    ).encode()
+
 
 async def camera(
     i: int, server: RtspCameraServer, args: argparse.Namespace, log: list[list[object]]
@@ -38,10 +69,17 @@ async def camera(
     counts = {"plates": 0, "analytics": 0, "missed": 0}
     n = 0
     next_at = time.monotonic()
+    leaving: int | None = None  # the car whose plate the last frame carried
     while time.monotonic() < end:
         n += 1
         now = datetime.now(UTC)
-        if rng.random() < args.analytics:
+        if args.scene_plates > 0:  # Profile M: every document a frame, some with a plate
+            plate = f"C{i:03d}M{n:06d}"
+            with_plate = rng.random() < args.scene_plates
+            doc = scene_frame(now, n, plate if with_plate else None, leaving)
+            leaving = n if with_plate else None
+            kind = "plates" if with_plate else "analytics"
+        elif rng.random() < args.analytics:
             doc = analytics_document(now, objects=3, seed=n)
             kind = "analytics"
         else:
@@ -67,6 +105,12 @@ async def main() -> None:
     )
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--analytics", type=float, default=0.0, help="share of scene descriptions")
+    ap.add_argument(
+        "--scene-plates",
+        type=float,
+        default=0.0,
+        help="Profile M: every document a scene description; this share with a plate",
+    )
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
     configure_logging(fmt="json", level="warning")

@@ -7,6 +7,9 @@ Three runs against N simulated cameras (``_rtsp_sim.py``, its own process, core 
    fragment of a document leaving the camera to its JSON line on stdout.
 2. The same with 90% of the documents scene descriptions (tt:VideoAnalytics),
    as real metadata tracks carry one per video frame: they must cost little.
+2b. Profile M object metadata: every document a scene description, 10% of them with a
+   plate in an object (the car deleted from the scene in the next frame): one read
+   per car through the tracker; CPU and RSS beside run 2's, same run of the script.
 3. One ``ffmpeg -rtsp_transport tcp -allowed_media_types data -i URL -map 0:d
    -c copy -f data -`` process per camera (all pinned to core 0): CPU and PSS.
 
@@ -47,8 +50,11 @@ PASSWORD = "sim-password"
 class Sim(SimProcess):
     """The simulated cameras, in their own process on core 1."""
 
-    def __init__(self, cameras: int, rate: float, analytics: float, seconds: float):
+    def __init__(
+        self, cameras: int, rate: float, analytics: float, seconds: float, scene: float = 0.0
+    ):
         args = ["--cameras", str(cameras), "--rate", str(rate), "--analytics", str(analytics)]
+        args += ["--scene-plates", str(scene)]
         super().__init__("_rtsp_sim.py", [*args, "--seconds", str(seconds)], start_timeout=60)
         self.ports: list[int] = self.ready
 
@@ -68,9 +74,9 @@ def daemon_config(work: Path, ports: list[int]) -> Path:
     return path
 
 
-def run_daemon(args: argparse.Namespace, analytics: float) -> dict[str, Any]:
+def run_daemon(args: argparse.Namespace, analytics: float, scene: float = 0.0) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-rtsp-"))
-    sim = Sim(args.cameras, args.rate, analytics, args.seconds)
+    sim = Sim(args.cameras, args.rate, analytics, args.seconds, scene)
     daemon = start_daemon(daemon_config(work, sim.ports), work, core=0)
     arrivals: dict[str, float] = {}
     reader = LineReader(daemon.stdout, lambda line, t: arrivals.__setitem__(line["plate"], t))
@@ -104,6 +110,7 @@ def run_daemon(args: argparse.Namespace, analytics: float) -> dict[str, Any]:
         "streams": args.cameras,
         "docs_per_s": args.cameras * args.rate,
         "analytics_share": analytics,
+        "scene_plate_share": scene,
         "plates_sent": len(sim.sent),
         "analytics_sent": sim.done.get("analytics", 0),
         "lines": len(lat),
@@ -186,8 +193,15 @@ def main() -> None:
     pin({1})
     plates = run_daemon(args, 0.0)
     scenes = run_daemon(args, 0.9)
+    profile_m = run_daemon(args, 0.0, scene=0.1)
     ffmpeg = None if args.skip_ffmpeg else run_ffmpeg(args)
-    result = {"machine": machine(), "plates": plates, "analytics": scenes, "ffmpeg": ffmpeg}
+    result = {
+        "machine": machine(),
+        "plates": plates,
+        "analytics": scenes,
+        "profile_m": profile_m,
+        "ffmpeg": ffmpeg,
+    }
     save("rtsp", result)
     ratio = ffmpeg["pss_mib"] / plates["pss_mib"] if ffmpeg else float("nan")
     rows = [
@@ -240,6 +254,32 @@ def main() -> None:
             f"{scenes['lost']} of {scenes['plates_sent']}",
             "0",
             _ok(scenes["lost"] == 0),
+        ),
+    ]
+    rows += [
+        (
+            "Profile M frames, 10% with a plate: daemon CPU",
+            f"{profile_m['cpu_percent']:.0f}% of a core (90% scenes: {scenes['cpu_percent']:.0f}%)",
+            "",
+            "",
+        ),
+        (
+            "  daemon RSS (max)",
+            f"{profile_m['rss_mib_max']:.0f} MiB (90% scenes: {scenes['rss_mib_max']:.0f} MiB)",
+            "",
+            "",
+        ),
+        (
+            "  plate frame -> JSON line, p50 / p99",
+            f"{profile_m['latency_ms']['p50']:.0f} / {profile_m['latency_ms']['p99']:.0f} ms",
+            "",
+            "",
+        ),
+        (
+            "  cars read / cars sent",
+            f"{profile_m['lines']} of {profile_m['plates_sent']}",
+            "all",
+            _ok(profile_m["lost"] == 0),
         ),
     ]
     if ffmpeg:

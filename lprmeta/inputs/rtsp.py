@@ -384,7 +384,12 @@ class RtspInput:
             self.stats.inc("scene_reads", self.camera.name)
             self._deliver(
                 scene_read(
-                    obj, camera=self.camera.name, received=self._now(), frames=frames, why=why
+                    obj,
+                    camera=self.camera.name,
+                    received=self._now(),
+                    frames=frames,
+                    why=why,
+                    max_picture=self.cfg.max_picture,
                 )
             )
 

@@ -298,7 +298,15 @@ _NOT_A_PICTURE: Final = "inline picture is not a JPEG or PNG"
 _PICTURE_REFS: Final = {"ImageRef": "plate", "SceneImageRef": "full"}
 
 
-def scene_read(obj: SceneObject, *, camera: str, received: datetime, frames: int, why: str) -> Read:
+def scene_read(
+    obj: SceneObject,
+    *,
+    camera: str,
+    received: datetime,
+    frames: int,
+    why: str,
+    max_picture: int = 16 * 1024 * 1024,
+) -> Read:
     """The read of one tracked object: its best frame, normalised like every ONVIF item
     (``LicensePlateInfo.PlateNumber`` is the plate, its ``@Likelihood`` the confidence,
     ``CountryCode`` the country, ``VehicleInfo.Type``/``Brand`` the vehicle)."""
@@ -348,6 +356,7 @@ def scene_read(obj: SceneObject, *, camera: str, received: datetime, frames: int
         raw=raw,
         details=details,
         picture_paths=paths,
+        max_picture=max_picture,
     )
     if refused:
         event = replace(read.event, images=(*read.event.images, *refused))

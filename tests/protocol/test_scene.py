@@ -139,3 +139,15 @@ def test_the_simulator_frames_give_one_read() -> None:
         out += t.frame(scene(doc), n * 0.1)
     ((best, frames, why),) = out
     assert (best.plate, frames, why) == ("SIM123", 3, "left the scene")
+
+
+def test_an_inline_picture_over_the_limit_is_marked_missing_and_the_read_goes_out() -> None:
+    big = base64.b64encode(fake_jpeg(50_000, seed=2)).decode()
+    (obj,) = scene(frame(plate(1, "BIG1", extra=f"<tt:Image>{big}</tt:Image>"))).objects
+    read = scene_read(obj, camera="c", received=NOW, frames=1, why="x", max_picture=10_000)
+    assert read.event.plate == "BIG1"
+    assert read.pictures == ()
+    (img,) = read.event.images
+    assert img.role == "plate"
+    assert img.missing is not None
+    assert big[:40] not in repr(read.event.to_json())
