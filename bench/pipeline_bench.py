@@ -1,0 +1,271 @@
+"""The per-event path on one core, without sockets (issue 17).
+
+In one process, pre-built inputs go through the real path, as far as a JSON line
+written to a pipe (the JSONL sink's own pipe writer; a thread drains the other end):
+
+* ``rtsp``: Milesight plate documents, one notification each, no pictures:
+  ``document_events`` (lxml) -> intake -> bus -> stdout sink;
+* ``tcp``: COMM_RECOG_POST (0x8801) packets with two pictures (~100 KB):
+  ``PacketDecoder`` -> ``decode_packet`` -> intake (pictures hashed and saved on
+  the intake's worker threads) -> bus -> stdout;
+* ``http-old``, ``http-new``: POST bodies of both naming eras with two base64
+  pictures (~134 KB): ``orjson`` -> ``parse_post`` -> intake -> bus -> stdout (the
+  HTTP server itself, aiohttp, is not in this figure: ``http_bench.py`` has it);
+* ``profile-m``: Profile M scene descriptions, 10% of them with a plate in an object
+  (deleted from the scene in the next frame): ``document_events`` -> tracker ->
+  ``scene_read`` -> intake -> bus -> stdout; events/s counts frames.
+
+For each: events/s by the wall clock and by the process's CPU time (one core: the
+event loop's thread does the work; picture writes go to worker threads, counted in
+the CPU time), then a cProfile of a shorter run (the feeding only) with the share of
+each stage (parse, intake, bus, sink, pictures, asyncio, other) by the functions' own
+time on the event loop's thread, and the top functions, so the next person sees where
+the time goes. ``select.epoll.poll`` is the loop waiting (for the picture threads, or
+for the pipe's reader): not work.
+
+    python bench/pipeline_bench.py [--events 20000] [--only rtsp,tcp,...] [--no-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, machine, save
+
+sys.path.insert(0, str(ROOT))
+
+import orjson
+
+from lprmeta.config import parse_config
+from lprmeta.daemon import Daemon
+from lprmeta.envelope import Read
+from lprmeta.protocol.http import parse_post
+from lprmeta.protocol.onvif import document_events
+from lprmeta.protocol.scene import PlateTracker, scene_read
+from lprmeta.protocol.tcp import PacketDecoder, decode_packet, encode_recognition
+from lprmeta.simulator.script import ReadFactory, onvif_notification
+
+sys.path.insert(0, str(ROOT / "bench"))
+from _rtsp_sim import scene_frame
+
+KINDS = ("rtsp", "tcp", "http-old", "http-new", "profile-m")
+STAGES = (
+    ("parse", ("lprmeta/protocol/", "lxml", "orjson", "lprmeta/vocabulary.py")),
+    ("intake", ("lprmeta/intake.py", "lprmeta/envelope.py", "lprmeta/events.py", "lprmeta/lists")),
+    ("bus", ("lprmeta/bus.py",)),
+    ("sink", ("lprmeta/sinks/",)),
+    ("pictures", ("lprmeta/storage.py", "hashlib", "_io", "posix")),
+    ("stats/health/log", ("lprmeta/stats.py", "lprmeta/health.py", "lprmeta/log.py", "structlog")),
+    ("asyncio", ("asyncio/",)),
+)
+NOW = datetime.now(UTC)
+
+
+class Drain(threading.Thread):
+    """The pipe's reader: counts lines."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(daemon=True)
+        self.fd = fd
+        self.lines = 0
+        self.changed = threading.Event()
+
+    def run(self) -> None:
+        while chunk := os.read(self.fd, 1 << 20):
+            self.lines += chunk.count(b"\n")
+            self.changed.set()
+
+
+def inputs(kind: str, n: int) -> tuple[list[Any], Callable[[Any], list[Read]]]:
+    """``n`` pre-built inputs of ``kind`` and the function the input calls on one."""
+    factory = ReadFactory(seed=1, picture_bytes=100_000)
+    if kind == "rtsp":
+        docs = [
+            onvif_notification(plate=f"R{i:07d}", when=NOW, picture_path=None) for i in range(n)
+        ]
+
+        def rtsp(doc: bytes) -> list[Read]:
+            return document_events(doc, camera="cam", received=datetime.now(UTC))[0]
+
+        return docs, rtsp
+    if kind == "tcp":
+        reads = [factory.next(plate=f"T{i:07d}") for i in range(min(n, 200))]
+        packets = [encode_recognition(reads[i % len(reads)].recognition()) for i in range(n)]
+        decoder = PacketDecoder()
+
+        def tcp(packet: bytes) -> list[Read]:
+            decoder.feed(packet)
+            out = []
+            for p in decoder:
+                read = decode_packet(p, camera="cam", received=datetime.now(UTC))
+                if isinstance(read, Read):
+                    out.append(read)
+            return out
+
+        return packets, tcp
+    if kind.startswith("http"):
+        era = kind.split("-")[1]
+        factory = ReadFactory(seed=2, picture_bytes=100_000)
+        base = [factory.next(plate=f"H{i:07d}") for i in range(min(n, 200))]
+        bodies = [
+            orjson.dumps(base[i % len(base)].http_body(era=era) | {"Plate": f"H{i:07d}"})
+            for i in range(n)
+        ]
+
+        def http(body: bytes) -> list[Read]:
+            return [parse_post(orjson.loads(body), camera="cam", received=datetime.now(UTC))]
+
+        return bodies, http
+    if kind == "profile-m":
+        frames = []
+        leaving = None
+        for i in range(n):
+            with_plate = i % 10 == 0
+            frames.append(scene_frame(NOW, i, f"M{i:07d}" if with_plate else None, leaving))
+            leaving = i if with_plate else None
+        tracker = PlateTracker()
+        clock = [0.0]
+
+        def profile_m(doc: bytes) -> list[Read]:
+            clock[0] += 0.1
+            reads, parsed = document_events(doc, camera="cam", received=datetime.now(UTC))
+            for obj, frames_seen, why in tracker.frame(parsed.scene, clock[0]):
+                reads.append(
+                    scene_read(
+                        obj, camera="cam", received=datetime.now(UTC), frames=frames_seen, why=why
+                    )
+                )
+            return reads
+
+        return frames, profile_m
+    raise ValueError(kind)
+
+
+async def feed(
+    kind: str, n: int, work: Path, prof: cProfile.Profile | None = None
+) -> dict[str, Any]:
+    items, handle = inputs(kind, n)
+    expected = n // 10 if kind == "profile-m" else n
+    r, w = os.pipe()
+    drain = Drain(r)
+    drain.start()
+    config = parse_config(
+        {
+            "output": {"snapshot_dir": str(work / "snaps"), "queue_size": 100_000},
+            "store": {"enabled": False},
+            "bus": {"dedup_window": 0},
+            "cameras": [{"name": "cam", "host": "127.0.0.1", "http": {"path": "/lpr/cam"}}],
+        }
+    )
+    stdout = os.fdopen(w, "wb", buffering=0)
+    async with Daemon(config, stdout=stdout) as d:
+        intake = d.intake
+        if prof is not None:
+            prof.enable()  # the feeding only: not building the inputs, not the start
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for i, item in enumerate(items):
+            for read in handle(item):
+                intake.put(read)
+            if i % 64 == 63:
+                await asyncio.sleep(0)  # as inputs do: the sink and the pictures move on
+                while intake.in_flight > 2000:  # noqa: ASYNC110  # polled: bounded backlog
+                    await asyncio.sleep(0.001)
+        while drain.lines < expected:  # noqa: ASYNC110  # the drain is another thread
+            await asyncio.sleep(0.001)
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        if prof is not None:
+            prof.disable()
+    stdout.close()
+    drain.join(5)
+    return {
+        "inputs": n,
+        "events": drain.lines,
+        "seconds": round(wall, 3),
+        "events_per_s_wall": round(expected / wall),
+        "events_per_s_cpu": round(expected / cpu),
+        "inputs_per_s_cpu": round(n / cpu),
+        "cpu_seconds": round(cpu, 3),
+    }
+
+
+def stage_of(filename: str) -> str:
+    for stage, marks in STAGES:
+        if any(m in filename for m in marks):
+            return stage
+    return "other"
+
+
+def profile(kind: str, n: int, work: Path) -> dict[str, Any]:
+    prof = cProfile.Profile()
+    asyncio.run(feed(kind, n, work, prof))
+    stats = pstats.Stats(prof)
+    shares: dict[str, float] = {}
+    total = 0.0
+    rows = []
+    for (filename, line, name), (_cc, _nc, tottime, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        total += tottime
+        stage = stage_of(filename)
+        shares[stage] = shares.get(stage, 0.0) + tottime
+        rows.append((tottime, f"{Path(filename).name}:{line}({name})", stage))
+    rows.sort(reverse=True)
+    return {
+        "stage_share_percent": {
+            k: round(v / total * 100, 1) for k, v in sorted(shares.items(), key=lambda x: -x[1])
+        },
+        "top": [
+            {"function": f, "stage": s, "percent": round(t / total * 100, 1)}
+            for t, f, s in rows[:12]
+        ],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000, help="inputs per kind")
+    ap.add_argument("--only", default=",".join(KINDS))
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-pipeline-"))
+    result: dict[str, Any] = {"machine": machine()}
+    try:
+        for kind in args.only.split(","):
+            n = args.events if kind in ("rtsp", "profile-m") else max(1000, args.events // 5)
+            print(f"{kind}: {n:,} inputs", flush=True)
+            figures = asyncio.run(feed(kind, n, work))
+            if kind == "profile-m":
+                print(f"  {figures['inputs_per_s_cpu']:,} frames/s per core of CPU")
+            print(
+                f"  {figures['events_per_s_cpu']:,} events/s per core of CPU "
+                f"({figures['events_per_s_wall']:,}/s by the wall clock), "
+                f"{figures['events']:,} lines",
+                flush=True,
+            )
+            if not args.no_profile:
+                figures["profile"] = profile(kind, max(500, n // 4), work)
+                shares = figures["profile"]["stage_share_percent"]
+                print("  where the time goes: " + ", ".join(f"{k} {v}%" for k, v in shares.items()))
+                for row in figures["profile"]["top"][:6]:
+                    print(f"    {row['percent']:5.1f}%  {row['function']}  [{row['stage']}]")
+            result[kind] = figures
+            shutil.rmtree(work / "snaps", ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"saved {save('pipeline', result)}")
+
+
+if __name__ == "__main__":
+    main()
