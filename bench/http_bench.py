@@ -9,8 +9,13 @@ the request that caused it.
 
 1. Throughput: a closed loop of ``--concurrency`` connections for ``--seconds``.
 2. Latency: an open loop at ``--rate`` POSTs/s: request -> reply, request -> line.
+3. The same open loop while a background writer saturates the disk the pictures go
+   to (``dd ... oflag=direct`` rewriting one 2 GB file, again and again, for exactly
+   the run; then removed): a disk stall must not reach the event loop (issue 17).
+   ``--no-disk-writer`` skips it.
 
     python bench/http_bench.py [--seconds 20] [--rate 1000] [--concurrency 16]
+                               [--no-disk-writer]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import base64
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -161,6 +167,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--no-disk-writer", action="store_true")
     args = ap.parse_args()
     pin({1})
     work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-http-"))
@@ -197,6 +204,10 @@ def main() -> None:
         time.sleep(1)
         lat = [(arrivals[p] - t) * 1000 for p, t in load.sent_at.items() if p in arrivals]
         lost = len(load.sent_at) - len(lat)
+        rate_sent = len(load.sent_at)
+        disk: dict[str, Any] | None = None
+        if not args.no_disk_writer:
+            disk = disk_writer_run(load, arrivals, args, work)
         rss = rss_mib(daemon.pid)
         saved = sum(1 for _ in (work / "snaps").rglob("*.jpg"))
     finally:
@@ -211,7 +222,7 @@ def main() -> None:
         "throughput_posts_per_s": round(posts_s, 1),
         "throughput_cpu_percent": round(cpu_tp, 1),
         "rate": args.rate,
-        "rate_sent": len(load.sent_at),
+        "rate_sent": rate_sent,
         "rate_cpu_percent": round(cpu_rate, 1),
         "line_latency_ms": {k: round(v, 2) for k, v in line_p.items()},
         "reply_latency_ms": {k: round(v, 2) for k, v in reply_p.items()},
@@ -219,6 +230,7 @@ def main() -> None:
         "pictures_saved": saved,
         "pictures_sent": 2 * load.ok,
         "rss_mib": round(rss, 1),
+        "with_disk_writer": disk,
     }
     save("http", result)
     print(
@@ -257,9 +269,79 @@ def main() -> None:
                     _ok(saved == 2 * load.ok),
                 ),
                 ("daemon RSS", f"{rss:.0f} MiB", "", ""),
+                *(
+                    [
+                        (
+                            f"with the disk saturated: line p50 / p99 at {args.rate:.0f}/s",
+                            f"{disk['line_latency_ms']['p50']:.1f} / "
+                            f"{disk['line_latency_ms']['p99']:.1f} ms "
+                            f"(without: {line_p['p50']:.1f} / {line_p['p99']:.1f})",
+                            "p99 < 20 ms",
+                            _ok(disk["line_latency_ms"]["p99"] < 20),
+                        ),
+                        (
+                            "  disk writer: MB written in whole passes, lines missing",
+                            f"{disk['writer_mb']:.0f}, {disk['lines_missing']}",
+                            "-, 0",
+                            _ok(disk["lines_missing"] == 0),
+                        ),
+                    ]
+                    if disk
+                    else []
+                ),
             ]
         )
     )
+
+
+def disk_writer_run(
+    load: Load, arrivals: dict[str, float], args: argparse.Namespace, work: Path
+) -> dict[str, Any]:
+    """Phase 2 again with ``dd oflag=direct`` rewriting a 2 GB file on the pictures'
+    disk throughout (bounded: one file, this phase only)."""
+    load.sent_at.clear()
+    ballast = work / "ballast.bin"
+    stop = __import__("threading").Event()
+    written = [0]
+
+    def writer() -> None:
+        while not stop.is_set():
+            proc = subprocess.Popen(
+                [
+                    "dd",
+                    "if=/dev/zero",
+                    f"of={ballast}",
+                    "bs=1M",
+                    "count=2048",
+                    "oflag=direct",
+                    "conv=notrunc",
+                    "status=none",
+                ],
+            )
+            while proc.poll() is None:
+                if stop.is_set():
+                    proc.terminate()
+                    break
+                time.sleep(0.05)
+            if proc.wait() == 0:
+                written[0] += 2048 * 2**20  # one whole pass
+
+    thread = __import__("threading").Thread(target=writer, daemon=True)
+    thread.start()
+    time.sleep(1)  # the writer going
+    try:
+        asyncio.run(load.open_loop(args.rate, args.seconds))
+        time.sleep(1)
+    finally:
+        stop.set()
+        thread.join(30)
+        ballast.unlink(missing_ok=True)
+    lat = [(arrivals[p] - t) * 1000 for p, t in load.sent_at.items() if p in arrivals]
+    return {
+        "line_latency_ms": {k: round(v, 2) for k, v in percentiles(lat).items()},
+        "lines_missing": len(load.sent_at) - len(lat),
+        "writer_mb": round(written[0] / 2**20),
+    }
 
 
 def _ok(flag: bool) -> str:
