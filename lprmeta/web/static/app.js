@@ -167,8 +167,17 @@
   }
 
   function shownOrSaid(img, role) {
-    // A picture the browser cannot show (gone from the disk, not an image) says so.
+    // A picture that did not load is tried once more a few seconds later (the daemon
+    // may have been restarting); then it says it cannot be shown (gone from the disk,
+    // not an image).
+    let tried = false;
     img.addEventListener("error", () => {
+      if (!tried) {
+        tried = true;
+        const src = img.getAttribute("src");
+        setTimeout(() => img.setAttribute("src", src), 3000);
+        return;
+      }
       img.replaceWith(el("span", { class: "missing", text: `${role}: picture cannot be shown` }));
     });
     return img;
