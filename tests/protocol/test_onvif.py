@@ -27,7 +27,7 @@ from lprmeta.protocol.onvif import (
 from lprmeta.protocol.scene import PlateTracker, scene_read
 
 from ..conftest import FIXTURES
-from ..golden import assert_golden_list
+from ..golden import assert_golden_list, stable
 
 ONVIF = FIXTURES / "onvif"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -309,3 +309,23 @@ def test_axis_lost_is_the_car_leaving_not_another_read() -> None:
     other = doc.replace(b"CameraApplicationPlatform/ALPV.AllPlates", b"tns1:Device/Trigger")
     (generic,) = reads_of(other)
     assert (generic.event.kind, generic.event.plate) == (Kind.EVENT, None)
+
+
+NOTIFYING = [p for p in GOOD if b"NotificationMessage" in p.read_bytes()]
+
+
+@pytest.mark.parametrize("fixture", NOTIFYING, ids=lambda p: p.stem)
+def test_each_shape_twice_in_one_document_gives_its_reads_twice(fixture: Path) -> None:
+    """Every notification shape, with its NotificationMessage repeated in one document
+    (as a camera that batches two reads sends it)."""
+    doc = fixture.read_bytes()
+    start = doc.rfind(b"<", 0, doc.index(b"NotificationMessage"))
+    end_tag = doc.index(b"NotificationMessage>", doc.index(b"NotificationMessage") + 20)
+    end = end_tag + len(b"NotificationMessage>")
+    one = doc[start:end]
+    doubled = doc[:end] + one + doc[end:]
+    once = [stable(r) for r in reads_of(doc)]
+    twice = [stable(r) for r in reads_of(doubled)]
+    n = doc.count(b"NotificationMessage") // 2  # notifications in the fixture
+    assert len(twice) == len(once) + (len(once) // n if n else 0)
+    assert all(r in once for r in twice)
