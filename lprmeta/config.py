@@ -700,17 +700,25 @@ def _parse_rtsp(r: _Reader) -> RtspConfig:
         timeout=timeout,
         open_timeout=open_timeout,
         session_timeout=r.number("session_timeout", DEFAULT, 1.0, 86_400.0),
-        backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
-        backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
-        auth_retry=r.number("auth_retry", DEFAULT, 0.01, 86_400.0),
-        max_document=r.integer("max_document", DEFAULT, 1024, 256 * MIB),
-        pictures=r.boolean("pictures", DEFAULT),
-        picture_deadline=r.number("picture_deadline", DEFAULT, 0.05, 600.0),
-        max_picture=r.integer("max_picture", DEFAULT, 1024, 1024 * MIB),
-        fetch_concurrency=r.integer("fetch_concurrency", DEFAULT, 1, 64),
+        **_metadata_settings(r),
     )
     r.finish()
     return out
+
+
+def _metadata_settings(r: _Reader) -> dict[str, Any]:
+    """What the metadata track and the event service share: retries, the document
+    limit, and fetching the pictures the notifications point at."""
+    return {
+        "backoff_initial": r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
+        "backoff_max": r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
+        "auth_retry": r.number("auth_retry", DEFAULT, 0.01, 86_400.0),
+        "max_document": r.integer("max_document", DEFAULT, 1024, 256 * MIB),
+        "pictures": r.boolean("pictures", DEFAULT),
+        "picture_deadline": r.number("picture_deadline", DEFAULT, 0.05, 600.0),
+        "max_picture": r.integer("max_picture", DEFAULT, 1024, 1024 * MIB),
+        "fetch_concurrency": r.integer("fetch_concurrency", DEFAULT, 1, 64),
+    }
 
 
 def _parse_onvif_events(r: _Reader) -> OnvifEventsConfig:
@@ -720,14 +728,7 @@ def _parse_onvif_events(r: _Reader) -> OnvifEventsConfig:
         pull_timeout=r.number("pull_timeout", DEFAULT, 0.5, 600.0),
         message_limit=r.integer("message_limit", DEFAULT, 1, 1000),
         timeout=r.number("timeout", DEFAULT, 0.5, 600.0),
-        backoff_initial=r.number("backoff_initial", DEFAULT, 0.01, 3600.0),
-        backoff_max=r.number("backoff_max", DEFAULT, 0.01, 86_400.0),
-        auth_retry=r.number("auth_retry", DEFAULT, 0.01, 86_400.0),
-        max_document=r.integer("max_document", DEFAULT, 1024, 256 * MIB),
-        pictures=r.boolean("pictures", DEFAULT),
-        picture_deadline=r.number("picture_deadline", DEFAULT, 0.05, 600.0),
-        max_picture=r.integer("max_picture", DEFAULT, 1024, 1024 * MIB),
-        fetch_concurrency=r.integer("fetch_concurrency", DEFAULT, 1, 64),
+        **_metadata_settings(r),
     )
     r.finish()
     return out
