@@ -64,6 +64,7 @@ from .rtsp_session import RtspSession, with_credentials
 __all__ = ["RtspInput"]
 
 _DEDUP_SECONDS = 10.0
+_OPEN_MARGIN = 0.25  # seconds past open_timeout before an open is given up
 
 
 class RtspInput:
@@ -252,8 +253,11 @@ class RtspInput:
         session.ended.add_done_callback(lambda _f: self._ended(session))
         session.start()
         try:
-            # PyAV's open timeout bounds av.open(); this only guards against a hang in it.
-            async with asyncio.timeout(self.cfg.effective_open_timeout + 1.0):
+            # PyAV's own timeout bounds each of av.open()'s socket operations, not the
+            # whole open, and a frozen server was seen to take ~1.7 s of a 0.75 s open
+            # timeout: this bounds the whole open close to what open_timeout promises
+            # (a frozen camera is then noticed within rtsp.timeout, not a second after).
+            async with asyncio.timeout(self.cfg.effective_open_timeout + _OPEN_MARGIN):
                 error = await asyncio.shield(session.opened)
         except TimeoutError as exc:
             session.stop()
