@@ -188,7 +188,12 @@ class ApiServer:
         self._assets = await asyncio.to_thread(load_assets)
         self._runner = await start_site(self.app(), self.cfg.host, self.cfg.port, "API")
         self.port = bound_port(self._runner, self.cfg.port)
-        self._log.info("API listening", host=self.cfg.host, port=self.port, web_page="/")
+        self._log.info(
+            "API listening",
+            host=self.cfg.host,
+            port=self.port,
+            web_page=f"http://{self.cfg.host}:{self.port}/",
+        )
         if self.cfg.open and self.cfg.host not in ("127.0.0.1", "::1", "localhost"):
             self._log.warning(
                 "the API and web page answer anyone who reaches this address: "

@@ -16,7 +16,7 @@ the daemon) and one for the daemon. Per camera:
   the configured lists; the plate, lists, direction, confidence as attributes;
 * ``sensor`` last plate (the event's fields as JSON attributes);
 * ``image``: the last read's picture (the plate crop, or the full picture);
-* ``binary_sensor`` connectivity per transport (TCP, RTSP, HTTP);
+* ``binary_sensor`` connectivity per transport (TCP, RTSP, HTTP, ONVIF events);
 * ``sensor`` reads today and pictures missing today (``state_class: total_increasing``).
 
 Availability: every entity of a camera lists the camera's status topic and the
@@ -41,7 +41,7 @@ __all__ = ["EVENT_TYPES", "Discovery", "safe_id"]
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 # Every kind of event lprmeta emits, and a plate on a configured list.
 EVENT_TYPES = ("plate", "plate_listed", *(k.value for k in Kind if k is not Kind.PLATE))
-TRANSPORT_NAMES = {"tcp": "TCP", "rtsp": "RTSP", "http": "HTTP"}
+TRANSPORT_NAMES = {"tcp": "TCP", "rtsp": "RTSP", "http": "HTTP", "onvif": "ONVIF events"}
 DEVICE_INFO = ("manufacturer", "model", "sw_version", "serial_number")
 
 
