@@ -2,7 +2,9 @@
 
 It runs the daemon's own code paths, once, against the camera: the TCP login
 and registration, the ONVIF service (model, firmware, profiles, stream URI),
-the RTSP DESCRIBE of the stream, and, for ``--wait`` seconds, the RTSP input
+the RTSP DESCRIBE of the stream, the ONVIF event service's PullPoint (subscribe,
+one pull, unsubscribe) when ``[cameras.onvif_events]`` is set, and, for ``--wait``
+seconds, the RTSP input
 itself, so a car passing shows that notifications arrive and that their
 pictures can be fetched (otherwise the ONVIF snapshot is fetched to check the
 picture endpoint and credentials). What does not work comes with the reason.
@@ -40,7 +42,7 @@ __all__ = ["Check", "probe_camera", "render"]
 
 @dataclass
 class Check:
-    transport: str  # tcp, onvif, rtsp, pictures, http
+    transport: str  # tcp, onvif, rtsp, pictures, onvif_events, http
     ok: bool | None  # None: not configured, or not tried
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
@@ -57,10 +59,28 @@ async def probe_camera(
     rtsp_check, url = await _rtsp(cam, onvif, onvif_check, timeout)
     checks.append(rtsp_check)
     checks.append(await _pictures(cam, url, onvif, wait=wait, timeout=timeout, ok=rtsp_check.ok))
+    checks.append(await _events(cam, wait))
     checks.append(_http(cam, config))
     for check in checks:
         check.summary = redact_text(check.summary, secrets)
     return checks
+
+
+async def _events(cam: CameraConfig, wait: float) -> Check:
+    if cam.onvif_events is None:
+        return Check("onvif_events", None, "not configured ([cameras.onvif_events] absent)")
+    from .inputs.pullpoint import PullPointInput  # noqa: PLC0415
+
+    where = {"host": cam.host, "port": cam.http_port}
+    try:
+        got = await PullPointInput(cam, deliver=lambda _read: None, stats=Stats()).probe(wait)
+    except TransportError as exc:
+        return Check("onvif_events", False, str(exc), where)
+    summary = (
+        f"subscribed (PullPoint); renewal due in {got['renew_in']:g} s; "
+        f"{got['notifications']} notification(s) in the first pull"
+    )
+    return Check("onvif_events", True, summary, {**where, **got})
 
 
 async def _tcp(cam: CameraConfig, timeout: float) -> Check:

@@ -69,6 +69,8 @@ password = "{password}"
   port = {ports["tcp"]}
   [cameras.rtsp]
   {url}
+  [cameras.onvif_events]
+  pull_timeout = 2
 """
     )
     return config
@@ -92,6 +94,7 @@ def test_probe_reports_every_transport_working(tmp_path: Path, camera: dict[str,
     assert checks["onvif"]["ok"] and checks["onvif"]["details"]["device"]["model"]
     assert checks["rtsp"]["ok"] and "vnd.onvif.metadata" in checks["rtsp"]["summary"]
     assert checks["pictures"]["ok"] and "picture fetched" in checks["pictures"]["summary"]
+    assert checks["onvif_events"]["ok"] and "subscribed" in checks["onvif_events"]["summary"]
     assert checks["http"]["details"]["url"].endswith("/lpr/gate-1")
     assert PASSWORD not in result.stdout + result.stderr
 
@@ -105,6 +108,8 @@ def test_probe_says_why_with_a_wrong_password(tmp_path: Path, camera: dict[str, 
         assert lines["tcp"].split()[0] == "FAIL" and "login rejected (401)" in lines["tcp"]
         assert lines["onvif"].split()[0] == "FAIL" and "refused the credentials" in lines["onvif"]
         assert lines["rtsp"].split()[0] == "FAIL" and "refused the credentials" in lines["rtsp"]
+        assert lines["onvif_events"].split()[0] == "FAIL"
+        assert "not authorized" in lines["onvif_events"].lower()
         assert wrong not in result.stdout + result.stderr
 
 

@@ -197,6 +197,35 @@ class PullPointInput:
             with contextlib.suppress(Exception):
                 await cam.close()
 
+    async def probe(self, wait: float) -> dict[str, Any]:
+        """Subscribe once, pull for up to ``wait`` seconds, unsubscribe: what ``lprmeta
+        probe`` reports. Raises the input's own errors."""
+        from onvif import ONVIFCamera  # noqa: PLC0415
+
+        cam = ONVIFCamera(
+            self.camera.host, self.camera.http_port, self.camera.username, self._password
+        )
+        subscription: Any = None
+        try:
+            subscription, pullpoint, renew_at, envelopes = await self._subscribe(cam)
+            granted = round(renew_at - asyncio.get_running_loop().time(), 1)
+            wait = max(0.5, min(wait, self.cfg.pull_timeout))
+            await self._call(
+                "PullMessages",
+                pullpoint.PullMessages(
+                    {"MessageLimit": self.cfg.message_limit, "Timeout": timedelta(seconds=wait)}
+                ),
+                wait + self.cfg.timeout,
+            )
+            return {"renew_in": granted, "notifications": len(envelopes.notifications)}
+        finally:
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await subscription.Unsubscribe()
+            with contextlib.suppress(Exception):
+                await cam.close()
+
     async def _call(self, what: str, call: Awaitable[Any], timeout: float) -> Any:
         """One SOAP call within ``timeout``, its errors as the input's own."""
         from onvif.exceptions import ONVIFAuthError, ONVIFError  # noqa: PLC0415
@@ -218,7 +247,10 @@ class PullPointInput:
                 raise _SubscriptionLost(f"{what}: {text}") from exc
             raise ConnectError(f"{what}: {text}") from exc
         except ONVIFError as exc:
-            raise ConnectError(f"{what}: {self._clean(exc)}") from exc
+            text = self._clean(exc)
+            if "notauthorized" in text.lower().replace(" ", ""):
+                raise AuthenticationFailed(f"{what}: {text}") from exc
+            raise ConnectError(f"{what}: {text}") from exc
         except Exception as exc:  # aiohttp, zeep's transport and parse errors: open-ended
             if isinstance(exc, asyncio.CancelledError):
                 raise
