@@ -237,7 +237,7 @@ class ApiServer:
             response = await handler(request)
         except web.HTTPException as exc:
             if exc.status >= 400:
-                return _error(exc.status, exc.reason)
+                return _secure(_error(exc.status, exc.reason))
             raise
         except queries.FilterError as exc:
             return _secure(_error(400, exc.reason, exc.parameter))

@@ -292,5 +292,6 @@ async def test_pages_and_their_files_need_the_credentials_and_carry_the_csp(
             "GET", "/static/app.js", headers={**basic, "If-None-Match": etag}
         )
         assert status == 304
-        status, _, _ = await s.call("GET", "/static/..%2Fapi.py", headers=basic)
+        status, _, resp = await s.call("GET", "/static/..%2Fapi.py", headers=basic)
         assert status == 404
+        assert resp.headers["Content-Security-Policy"] == CSP  # errors carry it too
