@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Backoff", "Outcome", "StateLog", "reconnect"]
+__all__ = ["Backoff", "Outcome", "StateLog", "credentials_refused", "reconnect"]
 
 
 class Backoff:
@@ -95,6 +95,18 @@ class Outcome:
     level: str = "warning"
     at_least: float = 0.0
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def credentials_refused(what: str, reason: str, retry: float) -> Outcome:
+    """A camera that refused the credentials: said once, as an error, and not tried again
+    before ``retry`` seconds (a wrong password retried fast can lock the account)."""
+    return Outcome(
+        "auth-failed",
+        f"camera refused the {what} credentials; check cameras.username/password",
+        level="error",
+        at_least=retry,
+        fields={"reason": reason, "retry_in": retry},
+    )
 
 
 async def reconnect(

@@ -45,7 +45,7 @@ from ..events import Source
 from ..health import Health
 from ..log import get_logger, log_counted, redact_text
 from ..protocol.onvif import document_events
-from ..retry import Backoff, Outcome, StateLog, reconnect
+from ..retry import Backoff, Outcome, StateLog, credentials_refused, reconnect
 from ..stats import Stats
 
 __all__ = ["PullPointInput"]
@@ -131,13 +131,7 @@ class PullPointInput:
         name = self.camera.name
         if isinstance(exc, AuthenticationFailed):
             self.stats.inc("auth_failures", name)
-            return Outcome(
-                "auth-failed",
-                "camera refused the ONVIF credentials; check cameras.username/password",
-                level="error",
-                at_least=self.cfg.auth_retry,
-                fields={"reason": str(exc), "retry_in": self.cfg.auth_retry},
-            )
+            return credentials_refused("ONVIF", self._clean(exc), self.cfg.auth_retry)
         if isinstance(exc, _SubscriptionLost):
             self.stats.inc("onvif_subscriptions_lost", name)
             return Outcome(

@@ -55,7 +55,7 @@ from ..health import Health
 from ..log import get_logger, log_counted, redact_text
 from ..protocol.onvif import document_events
 from ..protocol.scene import PlateTracker, Ready, SceneParse, scene_read
-from ..retry import Backoff, Outcome, StateLog, reconnect
+from ..retry import Backoff, Outcome, StateLog, credentials_refused, reconnect
 from ..stats import Stats
 from .identity import CameraIdentity
 from .rtsp_client import describe_stream
@@ -160,13 +160,7 @@ class RtspInput:
         name = self.camera.name
         if isinstance(exc, AuthenticationFailed):
             self.stats.inc("auth_failures", name)
-            return Outcome(
-                "auth-failed",
-                "camera refused the RTSP credentials; check cameras.username/password",
-                level="error",
-                at_least=self.cfg.auth_retry,
-                fields={"reason": str(exc), "retry_in": self.cfg.auth_retry},
-            )
+            return credentials_refused("RTSP", str(exc), self.cfg.auth_retry)
         if isinstance(exc, NoMetadataTrack):
             fields = {"tracks": exc.tracks}
             return Outcome("no-metadata", str(exc), "error", self.cfg.backoff_max, fields)
