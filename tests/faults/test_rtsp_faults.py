@@ -75,6 +75,9 @@ async def test_server_frozen(camera: Any, tmp_path: Path) -> None:
         with capture_logs() as logs:
             async with running(config) as events:
                 await rtsp.wait_playing()
+                # Playing for the daemon too (its open returns after the server's PLAY).
+                while not any(r.get("state") == "up" and "stream" in r["event"] for r in logs):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
                 rtsp.freeze()
                 frozen = time.monotonic()
                 await w.served(events)

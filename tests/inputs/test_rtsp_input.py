@@ -241,6 +241,10 @@ async def test_frozen_server_is_detected_within_the_timeout(
             async with Daemon(config, stdout=io.BytesIO()) as d:
                 sub = d.events()
                 await server.wait_playing()
+                # Playing for the daemon too: the server sees PLAY before the client's
+                # open has returned, and a freeze in between delays the quiet clock.
+                while not any(r.get("state") == "up" for r in logs):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
                 server.freeze()
                 frozen_at = time.monotonic()
                 while not any(r.get("state") == "not-responding" for r in logs):
