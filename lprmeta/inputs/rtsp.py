@@ -357,7 +357,8 @@ class RtspInput:
             n = self.stats.inc("scene_objects_skipped", name, scene.skipped_objects)
             if n == scene.skipped_objects:
                 self._log.warning(
-                    "scene description with more objects than the limit; the rest not read",
+                    "scene description with more objects or elements than the limits; "
+                    "the rest not read",
                     skipped=scene.skipped_objects,
                 )
         odd = sum(o.out_of_range for o in scene.objects)

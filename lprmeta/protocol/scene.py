@@ -58,8 +58,15 @@ __all__ = [
 
 MAX_OBJECT_VISITS: Final = 1024  # tt:Object elements looked at in one document
 MAX_LEAVES: Final = 64  # values read from one object
+# Elements looked at in one document (objects, deletions, the leaves of appearances):
+# a megabyte of nested junk in one object used to be walked whole (175 ms of the loop).
+MAX_ELEMENT_VISITS: Final = 8192
+MAX_ID: Final = 64  # characters of an ObjectId kept (ids are remembered per camera)
+MAX_TEXT: Final = 256  # characters of a value kept while it waits (pictures: whole)
+_WHOLE: Final = frozenset({"Image"})  # leaves kept whole: the inline picture
 MAX_TRACKS: Final = 64  # objects waiting for their read at once, per camera
 MAX_REMEMBERED: Final = 4096  # objects already read, remembered by id
+MAX_WAITING_BYTES: Final = 16 * 1024 * 1024  # held by one camera's waiting objects
 _PICTURE_NOTE = "<picture: {n} characters of base64, see images>"
 
 
@@ -86,17 +93,21 @@ class SceneObject:
 class SceneParse:
     objects: tuple[SceneObject, ...] = ()
     deleted: tuple[str, ...] = ()
-    skipped_objects: int = 0  # past MAX_OBJECT_VISITS, not looked at
+    # Objects not looked at (past MAX_OBJECT_VISITS objects or MAX_ELEMENT_VISITS
+    # elements); at least 1 when the document was cut short anywhere.
+    skipped_objects: int = 0
 
 
 def _local(tag: object) -> str:
     return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
-def _flatten(el: Any, prefix: str, out: dict[str, str]) -> None:
-    """Each leaf under ``el`` as ``prefix.Path.Leaf`` (text) and ``...@Attr``."""
+def _flatten(el: Any, prefix: str, out: dict[str, str], budget: list[int]) -> None:
+    """Each leaf under ``el`` as ``prefix.Path.Leaf`` (text) and ``...@Attr``, values cut
+    to :data:`MAX_TEXT` (but an inline picture), within ``budget`` element visits."""
     for leaf in itertools.islice(el.iter("{*}*"), 1, None):
-        if len(out) >= MAX_LEAVES:
+        budget[0] -= 1
+        if len(out) >= MAX_LEAVES or budget[0] < 0:
             return
         if next(leaf.iterchildren("{*}*"), None) is not None:
             continue
@@ -108,9 +119,9 @@ def _flatten(el: Any, prefix: str, out: dict[str, str]) -> None:
         key = ".".join([prefix, *reversed(names)] if prefix else reversed(names))
         text = (leaf.text or "").strip()
         if text:
-            out.setdefault(key, text)
+            out.setdefault(key, text if names[0] in _WHOLE else text[:MAX_TEXT])
         for attr, value in leaf.attrib.items():
-            out.setdefault(f"{key}@{_local(attr)}", value)
+            out.setdefault(f"{key}@{_local(attr)}", value[:MAX_TEXT])
 
 
 def _rank(items: dict[str, str]) -> tuple[float, bool]:
@@ -135,25 +146,31 @@ def scene_objects(root: Any) -> SceneParse:
     left the scene."""
     found: list[SceneObject] = []
     deleted: list[str] = []
+    budget = [MAX_ELEMENT_VISITS]
     visited = 0
-    skipped = 0
     for frame in root.iter("{*}Frame"):
-        time = frame.get("UtcTime")
+        if budget[0] <= 0:
+            break
+        time = (frame.get("UtcTime") or "")[:MAX_ID] or None
         scene: dict[str, str] = {}
         for child in frame.iterchildren("{*}SceneImage", "{*}SceneImageRef"):
             if (child.text or "").strip():
                 scene.setdefault(_local(child.tag), child.text.strip())
         if frame.get("Source"):
-            scene["Frame@Source"] = frame.get("Source", "")
+            scene["Frame@Source"] = frame.get("Source", "")[:MAX_TEXT]
         objects: dict[str, Any] = {}
         for obj in frame.iterchildren("{*}Object"):
+            budget[0] -= 1
+            if visited >= MAX_OBJECT_VISITS or budget[0] < 0:
+                break
             visited += 1
-            if visited > MAX_OBJECT_VISITS:
-                skipped += 1
-                continue
-            objects[obj.get("ObjectId", "")] = obj
+            objects[obj.get("ObjectId", "")[:MAX_ID]] = obj
         for tree in frame.iterchildren("{*}ObjectTree"):
-            deleted += [d.get("ObjectId", "") for d in tree.iterchildren("{*}Delete")]
+            for gone in tree.iterchildren("{*}Delete"):
+                budget[0] -= 1
+                if budget[0] < 0:
+                    break
+                deleted.append(gone.get("ObjectId", "")[:MAX_ID])
         for object_id, obj in objects.items():
             appearance = next(obj.iterchildren("{*}Appearance"), None)
             if appearance is None:
@@ -162,11 +179,11 @@ def scene_objects(root: Any) -> SceneParse:
             if plate_info is None:
                 continue
             items: dict[str, str] = {"ObjectId": object_id}
-            _flatten(appearance, "", items)
+            _flatten(appearance, "", items, budget)
             behaviour = next(obj.iterchildren("{*}Behaviour"), None)
             if behaviour is not None:
-                _flatten(behaviour, "Behaviour", items)
-            parent_id = obj.get("Parent")
+                _flatten(behaviour, "Behaviour", items, budget)
+            parent_id = (obj.get("Parent") or "")[:MAX_ID]
             if parent_id:
                 items["Parent"] = parent_id
                 parent = objects.get(parent_id)
@@ -177,10 +194,10 @@ def scene_objects(root: Any) -> SceneParse:
                     next(parent.iterchildren("{*}Behaviour"), None) if parent is not None else None
                 )
                 if parent_moves is not None:
-                    _flatten(parent_moves, "Behaviour", items)
+                    _flatten(parent_moves, "Behaviour", items, budget)
                 if parent_look is not None:
                     vehicle: dict[str, str] = {}
-                    _flatten(parent_look, "", vehicle)
+                    _flatten(parent_look, "", vehicle, budget)
                     for key, value in vehicle.items():
                         if key.startswith(("VehicleInfo", "Class", "Color")):
                             items.setdefault(key, value)
@@ -200,11 +217,18 @@ def scene_objects(root: Any) -> SceneParse:
                     out_of_range=odd,
                 )
             )
+    skipped = 0
+    if budget[0] < 0 or visited >= MAX_OBJECT_VISITS:  # counted in C, only when cut short
+        skipped = max(1, sum(1 for _ in root.iter("{*}Object")) - visited)
     return SceneParse(tuple(found), tuple(deleted), skipped)
 
 
 # A tracked object's read: its best frame, the frames seen, and why it is read now.
 Ready = tuple[SceneObject, int, str]
+
+
+def _size(obj: SceneObject) -> int:
+    return sum(len(k) + len(v) for k, v in obj.items.items())
 
 
 @dataclass
@@ -224,7 +248,9 @@ class PlateTracker:
     hold: float = 1.0
     forget: float = 60.0
     max_tracks: int = MAX_TRACKS
+    max_bytes: int = MAX_WAITING_BYTES
     _waiting: OrderedDict[str, _Track] = field(default_factory=OrderedDict)
+    _bytes: int = 0  # what the waiting objects' best frames hold (inline pictures too)
     _done: OrderedDict[str, float] = field(default_factory=OrderedDict)  # id -> last seen
 
     @property
@@ -251,10 +277,14 @@ class PlateTracker:
                 if len(self._waiting) >= self.max_tracks:  # the oldest goes out early
                     out.append(self._emit(next(iter(self._waiting)), now, "too many waiting"))
                 self._waiting[obj.track] = _Track(now, obj, first_time=obj.frame_time)
+                self._bytes += _size(obj)
                 continue
             track.frames += 1
             if obj.plate and obj.rank > track.best.rank:
+                self._bytes += _size(obj) - _size(track.best)
                 track.best = obj
+        while self._bytes > self.max_bytes and self._waiting:  # memory: oldest out early
+            out.append(self._emit(next(iter(self._waiting)), now, "too much waiting"))
         for gone in parsed.deleted:
             if gone in self._waiting:
                 out.append(self._emit(gone, now, "left the scene"))
@@ -276,6 +306,7 @@ class PlateTracker:
 
     def _emit(self, key: str, now: float, why: str) -> Ready:
         track = self._waiting.pop(key)
+        self._bytes -= _size(track.best)
         self._done[key] = now
         self._done.move_to_end(key)
         best = track.best

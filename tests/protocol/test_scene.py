@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 
 from lprmeta.protocol.onvif import parse_document
 from lprmeta.protocol.scene import (
+    MAX_ELEMENT_VISITS,
+    MAX_ID,
     MAX_OBJECT_VISITS,
+    MAX_TEXT,
     MAX_TRACKS,
     PlateTracker,
     SceneParse,
@@ -151,3 +154,31 @@ def test_an_inline_picture_over_the_limit_is_marked_missing_and_the_read_goes_ou
     assert img.role == "plate"
     assert img.missing is not None
     assert big[:40] not in repr(read.event.to_json())
+
+
+def test_a_document_of_nested_junk_huge_ids_and_texts_is_bounded() -> None:
+    """A megabyte of elements in one object's appearance, an ObjectId and a plate of
+    900,000 characters, 100,000 deletions: each read within a budget, cut, counted."""
+    junk = "<tt:X><tt:Y/></tt:X>" * 40_000
+    parsed = scene(frame(plate(1, "AB1", extra=junk)))
+    assert parsed.skipped_objects >= 1  # cut short, and said so
+    big_id = "9" * 900_000
+    (obj,) = scene(
+        frame(plate(1, "A" * 900_000, "1e308").replace('ObjectId="1"', f'ObjectId="{big_id}"'))
+    ).objects
+    assert len(obj.track) == MAX_ID
+    assert len(obj.plate) == MAX_TEXT
+    assert obj.out_of_range
+    tree = "<tt:ObjectTree>" + '<tt:Delete ObjectId="1"/>' * 100_000 + "</tt:ObjectTree>"
+    assert len(scene(frame("", tree)).deleted) <= MAX_ELEMENT_VISITS
+
+
+def test_waiting_objects_holding_too_much_are_read_early_and_none_lost() -> None:
+    picture = base64.b64encode(fake_jpeg(600_000, seed=5)).decode()
+    t = PlateTracker(max_bytes=2_000_000)
+    early = []
+    for i in range(6):  # each holds ~800 KB of inline picture while it waits
+        doc = frame(plate(i, f"MEM{i}", extra=f"<tt:Image>{picture}</tt:Image>"))
+        early += t.frame(scene(doc), i * 0.01)
+    assert [why for _, _, why in early] == ["too much waiting"] * 4
+    assert [o.plate for o, _, _ in early + t.flush(1.0)] == [f"MEM{i}" for i in range(6)]
