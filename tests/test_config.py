@@ -372,3 +372,24 @@ def test_store_and_api_problems_are_named() -> None:
         "api.username",
         "api",
     }
+
+
+def test_a_list_limited_to_an_unknown_camera_and_bad_event_service_settings_are_named() -> None:
+    found = problems(
+        {
+            "cameras": [{"name": "gate", "host": "127.0.0.1", "onvif_events": {"subscription": 1}}],
+            "lists": [{"name": "vip", "plates": ["AB1"], "cameras": ["gate", "nope"]}],
+        }
+    )
+    assert any("lists[0].cameras" in p and "'nope'" in p for p in found), found
+    assert any("onvif_events.subscription" in p for p in found), found
+    config = parse_config(
+        {
+            "cameras": [{"name": "gate", "host": "127.0.0.1", "onvif_events": {}}],
+            "lists": [{"name": "vip", "plates": ["AB1"], "cameras": ["gate"]}],
+        }
+    )
+    assert config.lists[0].cameras == ("gate",)
+    assert config.cameras[0].transports == frozenset({"onvif"})
+    assert config.cameras[0].onvif_events is not None
+    assert config.cameras[0].onvif_events.subscription == 60.0
