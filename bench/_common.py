@@ -26,6 +26,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and its child processes (``lprmeta run --workers``'s workers)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def family_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (a child that exited is not counted:
+    benchmarks keep their workers for the whole run)."""
+    total = 0.0
+    for p in family(pid):
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue
+    return total
+
+
 def rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
 
@@ -65,8 +88,12 @@ def pin(cores: set[int]) -> None:
         os.sched_setaffinity(0, cores)
 
 
-def start_daemon(config: Path, cwd: Path, *, core: int | None = 0) -> subprocess.Popen[bytes]:
+def start_daemon(
+    config: Path, cwd: Path, *, core: int | None = 0, workers: int = 0
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "lprmeta", "run", "--config", str(config), "--log-format", "json"]
+    if workers:
+        cmd += ["--workers", str(workers)]
     if core is not None and (os.cpu_count() or 1) >= 2:
         cmd = ["taskset", "-c", str(core), *cmd]
     return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -32,6 +32,8 @@ from _common import (
     LineReader,
     SimProcess,
     cpu_seconds,
+    family,
+    family_cpu_seconds,
     machine,
     open_fds,
     percentiles,
@@ -113,6 +115,13 @@ def main() -> None:
         default="both",
         help="the event store (SQLite) off, on, or one run of each (default; same load)",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="lprmeta run --workers N (CPU is then the primary's and the workers' summed, "
+        "and the primary's own share is reported: it is what does not spread)",
+    )
     args = ap.parse_args()
     pin({1})
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.store]
@@ -164,7 +173,9 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
         s.bind(("127.0.0.1", 0))
         http_port = s.getsockname()[1]
     sim = Sim(n_tcp, n_rtsp, n_http, f"http://127.0.0.1:{http_port}/lpr/", seconds)
-    daemon = start_daemon(config(work, sim.ready, http_port, n_http, store=store), work, core=0)
+    daemon = start_daemon(
+        config(work, sim.ready, http_port, n_http, store=store), work, core=0, workers=args.workers
+    )
     arrivals: dict[str, float] = {}
     missing_pictures = [0]
 
@@ -181,13 +192,13 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
         sim.wait_status("consumers", n_tcp + n_rtsp)
         time.sleep(2)
         counter.start()
-        c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        c0, p0, t0 = family_cpu_seconds(daemon.pid), cpu_seconds(daemon.pid), time.monotonic()
         sim.go()
         next_sample = t0 + (60 if args.soak_minutes else 10)
         rss_max = 0.0
         while time.monotonic() - t0 < seconds:
             time.sleep(1)
-            rss_max = max(rss_max, rss_mib(daemon.pid))
+            rss_max = max(rss_max, sum(rss_mib(p) for p in family(daemon.pid)))
             if time.monotonic() >= next_sample:
                 sample = {
                     "minute": round((time.monotonic() - t0) / 60, 1),
@@ -200,7 +211,8 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
                     print(json.dumps(sample), flush=True)
                 next_sample += 60 if args.soak_minutes else 10
         wall = time.monotonic() - t0
-        cpu = (cpu_seconds(daemon.pid) - c0) / wall * 100
+        cpu = (family_cpu_seconds(daemon.pid) - c0) / wall * 100
+        primary_cpu = (cpu_seconds(daemon.pid) - p0) / wall * 100
         sim.wait_done(60)
         time.sleep(5)  # the last pictures and lines
         counter.stop.set()
@@ -222,7 +234,10 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
         "events": len(lat),
         "events_per_s": round(len(lat) / wall, 1),
         "lost": len(sim.sent) - len(lat),
+        "workers": args.workers,
         "cpu_percent": round(cpu, 1),
+        "primary_cpu_percent": round(primary_cpu, 1),
+        "cameras_per_core": round(args.cameras / (cpu / 100)) if cpu else None,
         "rss_mib_max": round(rss_max, 1),
         "latency_ms": {k: round(v, 2) for k, v in percentiles(lat).items()},
         "pictures_sent": sent_pictures,
@@ -242,9 +257,16 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
         f"Scale run on {result['machine']}: {args.cameras} cameras ({n_tcp} TCP, {n_rtsp} "
         f"RTSP, {n_http} HTTP), 1 read/s each with pictures, {wall:.0f} s, "
         f"store {'on (SQLite)' if store else 'off'}"
+        + (f", --workers {args.workers}" if args.workers else "")
     )
     rows = [
         ("daemon CPU", f"{cpu:.0f}% of a core", "", ""),
+        ("cameras per core (at this load)", f"{result['cameras_per_core']}", "", ""),
+        *(
+            [("primary's own CPU (does not spread)", f"{primary_cpu:.0f}% of a core", "", "")]
+            if args.workers
+            else []
+        ),
         ("daemon RSS (max)", f"{rss_max:.0f} MiB", "", ""),
         ("events/s", f"{len(lat) / wall:.0f}", "", ""),
         ("camera send -> JSON line, p50", f"{result['latency_ms']['p50']:.1f} ms", "", ""),

@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon: events as JSON lines on stdout")
     run.add_argument("--config", "-c", required=True, type=Path, help="TOML configuration file")
+    run.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N",
+        help="read the cameras lprmeta connects to (TCP, RTSP, ONVIF events) in N worker "
+        "processes, dealt round-robin; this process keeps the HTTP port, the bus, every "
+        "output and the store (default 0: all in this process; about one per core "
+        "for more than a few hundred cameras)",
+    )
     _add_logging(run)
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
@@ -70,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(sub, _add_logging)
     add_simulate_parser(sub, _add_logging)
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= n <= 256:
+        raise argparse.ArgumentTypeError("from 0 to 256")
+    return n
 
 
 def _print_config_error(exc: ConfigError, path: Path) -> None:
@@ -111,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     REDACTOR.add(config.secrets())
     try:
-        return asyncio.run(run_daemon(config))
+        return asyncio.run(run_daemon(config, workers=args.workers))
     except ConfigError as exc:
         _print_config_error(exc, args.config)
         return 2

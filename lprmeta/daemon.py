@@ -89,11 +89,17 @@ class Daemon:
         shutdown_timeout: float = 4.5,
         stats_interval: float = 300.0,
         systemd: bool = False,
+        workers: int = 0,
     ) -> None:
         """``systemd``: speak sd_notify (READY, WATCHDOG pings from the loop, STOPPING)
         when the service manager asks for it (``lprmeta run`` does; an application that
-        embeds the daemon keeps its own readiness)."""
+        embeds the daemon keeps its own readiness). ``workers``: read the cameras that
+        lprmeta connects to in that many worker processes (:mod:`lprmeta.workers`); 0
+        reads them in this one."""
+        if workers < 0:
+            raise UsageError("workers must be 0 or more")
         self.config = config
+        self.workers = workers
         self.stats = Stats()
         self.store = ImageStore(config.output.snapshot_dir)
         self.matcher = Matcher()
@@ -344,6 +350,23 @@ class Daemon:
                     max_connections=cap,
                 )
             )
+        if self.workers:
+            from .log import logging_setup  # noqa: PLC0415
+            from .workers import WorkerInput  # noqa: PLC0415
+
+            return inputs + [
+                WorkerInput(
+                    i,
+                    self.workers,
+                    self.config,
+                    publish=intake.publish_finished,
+                    stats=self.stats,
+                    health=self.health,
+                    stop_budget=max(0.5, self.shutdown_timeout / 3 - 0.5),
+                    log_setup=logging_setup(),
+                )
+                for i in range(self.workers)
+            ]
         for cam in self.config.cameras:
             inputs += camera_inputs(
                 cam, intake=intake, stats=self.stats, health=self.health, offload=self.offload
@@ -563,12 +586,12 @@ async def _settle_gc() -> None:
     gc.freeze()
 
 
-async def run_daemon(config: Config) -> int:
+async def run_daemon(config: Config, *, workers: int = 0) -> int:
     """Run a daemon with SIGINT/SIGTERM wired to a graceful stop."""
     import signal  # noqa: PLC0415  # only the CLI path needs it
 
     raise_descriptor_limit()
-    daemon = Daemon(config, systemd=True)
+    daemon = Daemon(config, systemd=True, workers=workers)
     loop = asyncio.get_running_loop()
     signals_seen = 0
 

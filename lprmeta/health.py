@@ -49,6 +49,8 @@ class Health:
         self.devices: dict[str, dict[str, str]] = {}
         # Set by the daemon: the supervised parts (inputs, sinks, tasks) and their state.
         self.supervisor: Supervisor | None = None
+        # Worker processes' parts (``lprmeta run --workers``), as each last reported them.
+        self.remote_parts: dict[str, dict[str, dict[str, Any]]] = {}
         now = self.started = time.time()
         for cam in cameras:
             self.transports[cam.name] = {
@@ -112,11 +114,29 @@ class Health:
 
     def parts(self) -> dict[str, dict[str, Any]]:
         sup = self.supervisor
-        return {n: p.to_json() for n, p in sup.parts.items()} if sup is not None else {}
+        out = {n: p.to_json() for n, p in sup.parts.items()} if sup is not None else {}
+        for worker, parts in self.remote_parts.items():
+            out.update({f"{worker}/{name}": part for name, part in parts.items()})
+        return out
 
     def problems(self) -> list[str]:
         """Parts that are not running, in words; empty when all run."""
-        return self.supervisor.problems() if self.supervisor is not None else []
+        out = self.supervisor.problems() if self.supervisor is not None else []
+        for worker, parts in self.remote_parts.items():
+            out += [
+                f"{part['kind']} {worker}/{name} is {part['state']}"
+                + (f" after {part['last_error']}" if part.get("last_error") else "")
+                for name, part in parts.items()
+                if part["state"] not in ("running", "stopped")
+            ]
+        return out
+
+    def absorb_remote(self, worker: str, parts: dict[str, dict[str, Any]]) -> None:
+        """A worker's supervised parts, as it reports them once a second."""
+        self.remote_parts[worker] = parts
+
+    def forget_remote(self, worker: str) -> None:
+        self.remote_parts.pop(worker, None)
 
     def cameras(self) -> list[str]:
         return sorted(set(self.transports) | set(self.last_event))

@@ -344,8 +344,6 @@ class Intake:
     # ----------------------------------------------------------------- the way out
 
     def _publish(self, event: Event, weight: int) -> Event:
-        if event.plate and self.matcher.lists:
-            event = replace(event, matches=self.matcher.match(event.plate, event.camera))
         problems = event.details.get("problems")
         if problems:
             # A value the parser could not read: the read goes out with the problem named
@@ -359,6 +357,14 @@ class Intake:
                     problems=problems[:5],
                     parse_problems=n,
                 )
+        return self.publish_finished(event, weight)
+
+    def publish_finished(self, event: Event, weight: int = 0) -> Event:
+        """An event whose pictures are done (here, or by a worker process of
+        ``lprmeta run --workers``, which counted its problems): matched to the plate
+        lists and put on the bus."""
+        if event.plate and self.matcher.lists:
+            event = replace(event, matches=self.matcher.match(event.plate, event.camera))
         if self.health is not None:
             self.health.saw_event(event.camera, event.source.value)
         out = self.bus.publish(event, weight=weight)

@@ -135,6 +135,8 @@ def configure_logging(
     JSON. For ``lprmeta``'s command line; an application embedding lprmeta keeps its own
     structlog configuration and need not call this."""
     out = stream if stream is not None else sys.stderr
+    global _SETUP  # noqa: PLW0603  # what worker processes are configured with
+    _SETUP = (fmt, level)
     structlog.configure(
         processors=_processors(out, fmt),
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -147,6 +149,15 @@ def configure_logging(
     root.handlers[:] = [_StdlibToStructlog()]
     # Libraries are chatty below WARNING (zeep logs every SOAP message at DEBUG).
     root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+
+
+_SETUP: tuple[str, str] = ("json", "info")
+
+
+def logging_setup() -> tuple[str, str]:
+    """The format and level :func:`configure_logging` was last called with (worker
+    processes log alike)."""
+    return _SETUP
 
 
 def worth_saying(n: int, *, step: int = 100, added: int = 1) -> bool:
