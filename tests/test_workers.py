@@ -141,36 +141,38 @@ async def test_a_killed_worker_is_restarted_and_the_other_delivers(
     a new worker; the other worker's camera never stops; counters never go back."""
     monkeypatch.setattr("lprmeta.daemon.Supervisor", _quick_supervisor)
     factory = ReadFactory(seed=6)
-    async with cameras(2) as servers:
-        async with Daemon(config_for(tmp_path, servers), stdout=io.BytesIO(), workers=2) as d:
-            events = Events(d)
-            await all_ready(d, servers)
-            w1, _ = worker_inputs(d)
-            await send(servers[0], factory, "BEFORE1")
-            await events.wait_for(lambda e: e.plate == "BEFORE1", timeout=20)
-            await asyncio.sleep(1.2)  # a state message with the picture counted
-            saved = d.stats.total("pictures_saved")
-            assert saved >= 2
-            assert w1.pid is not None
-            os.kill(w1.pid, signal.SIGKILL)
+    async with (
+        cameras(2) as servers,
+        Daemon(config_for(tmp_path, servers), stdout=io.BytesIO(), workers=2) as d,
+    ):
+        events = Events(d)
+        await all_ready(d, servers)
+        w1, _ = worker_inputs(d)
+        await send(servers[0], factory, "BEFORE1")
+        await events.wait_for(lambda e: e.plate == "BEFORE1", timeout=20)
+        await asyncio.sleep(1.2)  # a state message with the picture counted
+        saved = d.stats.total("pictures_saved")
+        assert saved >= 2
+        assert w1.pid is not None
+        os.kill(w1.pid, signal.SIGKILL)
 
-            async def down() -> None:
-                while d.health.transports["cam0"]["tcp"].state != "down":  # noqa: ASYNC110
-                    await asyncio.sleep(0.02)
+        async def down() -> None:
+            while d.health.transports["cam0"]["tcp"].state != "down":  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
 
-            await asyncio.wait_for(down(), 10)
-            assert d.health.transports["cam0"]["tcp"].reason == "worker-exited"
-            await send(servers[1], factory, "OTHER1")  # the other worker goes on
-            await events.wait_for(lambda e: e.plate == "OTHER1", timeout=20)
-            assert d.stats.total("pictures_saved") >= saved  # kept, not reset
-            await asyncio.wait_for(w1.ready.wait(), 20)
-            assert w1.started == 2
-            await servers[0].wait_for_clients(1, timeout=20)
-            await send(servers[0], factory, "AFTER1")
-            await events.wait_for(lambda e: e.plate == "AFTER1", timeout=20)
-            part = d.health.parts()["input:worker:1"]
-            assert part["failures"] == 1
-            assert "exited with code -9" in part["last_error"]
+        await asyncio.wait_for(down(), 10)
+        assert d.health.transports["cam0"]["tcp"].reason == "worker-exited"
+        await send(servers[1], factory, "OTHER1")  # the other worker goes on
+        await events.wait_for(lambda e: e.plate == "OTHER1", timeout=20)
+        assert d.stats.total("pictures_saved") >= saved  # kept, not reset
+        await asyncio.wait_for(w1.ready.wait(), 20)
+        assert w1.started == 2
+        await servers[0].wait_for_clients(1, timeout=20)
+        await send(servers[0], factory, "AFTER1")
+        await events.wait_for(lambda e: e.plate == "AFTER1", timeout=20)
+        part = d.health.parts()["input:worker:1"]
+        assert part["failures"] == 1
+        assert "exited with code -9" in part["last_error"]
 
 
 async def test_a_stuck_worker_is_killed_and_restarted(
@@ -181,21 +183,23 @@ async def test_a_stuck_worker_is_killed_and_restarted(
     monkeypatch.setattr("lprmeta.daemon.Supervisor", _quick_supervisor)
     monkeypatch.setattr(workers, "SILENCE", 2.0)
     factory = ReadFactory(seed=7)
-    async with cameras(1) as servers:
-        async with Daemon(config_for(tmp_path, servers), stdout=io.BytesIO(), workers=1) as d:
-            events = Events(d)
-            await all_ready(d, servers)
-            (w,) = worker_inputs(d)
-            assert w.pid is not None
-            os.kill(w.pid, signal.SIGSTOP)
-            await asyncio.sleep(0.5)
-            w.ready.clear()
-            await asyncio.wait_for(w.ready.wait(), 20)
-            assert w.started == 2
-            assert "said nothing for 2 s" in d.health.parts()["input:worker:1"]["last_error"]
-            await servers[0].wait_for_clients(1, timeout=20)
-            await send(servers[0], factory, "UNSTUCK")
-            await events.wait_for(lambda e: e.plate == "UNSTUCK", timeout=20)
+    async with (
+        cameras(1) as servers,
+        Daemon(config_for(tmp_path, servers), stdout=io.BytesIO(), workers=1) as d,
+    ):
+        events = Events(d)
+        await all_ready(d, servers)
+        (w,) = worker_inputs(d)
+        assert w.pid is not None
+        os.kill(w.pid, signal.SIGSTOP)
+        await asyncio.sleep(0.5)
+        w.ready.clear()
+        await asyncio.wait_for(w.ready.wait(), 20)
+        assert w.started == 2
+        assert "said nothing for 2 s" in d.health.parts()["input:worker:1"]["last_error"]
+        await servers[0].wait_for_clients(1, timeout=20)
+        await send(servers[0], factory, "UNSTUCK")
+        await events.wait_for(lambda e: e.plate == "UNSTUCK", timeout=20)
 
 
 async def test_stop_with_workers_loses_no_read(tmp_path: Path) -> None:
@@ -204,15 +208,17 @@ async def test_stop_with_workers_loses_no_read(tmp_path: Path) -> None:
     out = io.BytesIO()
     factory = ReadFactory(seed=8)
     sent = []
-    async with cameras(2) as servers:
-        async with Daemon(config_for(tmp_path, servers), stdout=out, workers=2) as d:
-            await all_ready(d, servers)
-            for i in range(20):
-                server = servers[i % 2]
-                plate = f"LAST{i:03d}"
-                await send(server, factory, plate)
-                sent.append(plate)
-            await asyncio.sleep(0.3)  # on the wire to the workers; then stop at once
+    async with (
+        cameras(2) as servers,
+        Daemon(config_for(tmp_path, servers), stdout=out, workers=2) as d,
+    ):
+        await all_ready(d, servers)
+        for i in range(20):
+            server = servers[i % 2]
+            plate = f"LAST{i:03d}"
+            await send(server, factory, plate)
+            sent.append(plate)
+        await asyncio.sleep(0.3)  # on the wire to the workers; then stop at once
     plates = [check_line(x)["plate"] for x in out.getvalue().splitlines()]
     assert sorted(plates) == sorted(sent)
 
