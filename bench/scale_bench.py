@@ -240,6 +240,19 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
         "cameras_per_core": round(args.cameras / (cpu / 100)) if cpu else None,
         "rss_mib_max": round(rss_max, 1),
         "latency_ms": {k: round(v, 2) for k, v in percentiles(lat).items()},
+        "latency_ms_by_transport": {
+            transport: {
+                k: round(v, 2)
+                for k, v in percentiles(
+                    [
+                        (arrivals[p] - t) * 1000
+                        for p, (t, _) in sim.sent.items()
+                        if p in arrivals and p[0] == letter
+                    ]
+                ).items()
+            }
+            for letter, transport in (("T", "tcp"), ("R", "rtsp"), ("H", "http"))
+        },
         "pictures_sent": sent_pictures,
         "pictures_saved": counter.count,
         "pictures_missing": missing_pictures[0],
