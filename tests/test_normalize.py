@@ -184,3 +184,41 @@ def test_a_form_with_a_million_parameters_reads_the_first_thousand() -> None:
     assert read.event.plate == "FORM1"
     assert read.event.details["problems"] == ["999001 more parameters than 1000; not read"]
     assert len(read.event.raw) == 1000
+
+
+def test_every_field_the_plate_builder_reads_is_a_known_field() -> None:
+    """The builder converts only the fields a body has (``f.present()``, which without a
+    field map is the known fields found): a name outside FIELDS would never be read."""
+    import inspect
+    import re
+
+    from lprmeta.protocol import jsonpost
+    from lprmeta.vocabulary import FIELDS
+
+    source = inspect.getsource(jsonpost._plate_fields)
+    asked = set(re.findall(r'"([a-z_0-9]+)" in has', source))
+    asked |= {"x1", "y1", "x2", "y2"}
+    assert len(asked) >= 18
+    assert asked <= set(FIELDS)
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_a_field_that_cannot_be_read_is_named_alone_or_mapped(mapped: bool) -> None:
+    """One bad coordinate, one bad width: each is a problem of its own, with or without
+    a field map (the map's path asks for each field by its key)."""
+    body = {"Plate": "AB12", "Coordinate X1": "left", "Resolution Width": "-5"}
+    fields = {"plate": "Plate"} if mapped else {}
+    event = normalize_json(
+        body,
+        camera="c",
+        source=Source.HTTP,
+        received=datetime.now(UTC),
+        kind=Kind.PLATE,
+        fields=fields,
+    ).event
+    problems = event.details["problems"]
+    assert any(p.startswith("x1:") for p in problems)
+    assert any(p.startswith("resolution_width:") for p in problems)
+    assert event.plate_box is None
+    assert event.resolution is None
+    assert event.plate == "AB12"

@@ -16,7 +16,7 @@ objects to be saved, and ``raw`` keeps a short placeholder instead.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -127,6 +127,13 @@ class _Fields:
         value = self.body.get(key)
         return None if is_none(value) else value
 
+    def present(self) -> Container[str]:
+        """The canonical fields this body has a key for (``in`` is all it answers): the
+        builders convert only those, not the twenty that are absent from any one body."""
+        if not self.fields:
+            return self._keys  # every name the builders ask for is in FIELDS (a test says)
+        return _Present(self)
+
     def text(self, canonical: str) -> str | None:
         value = self.get(canonical)
         return str(value).strip() if value is not None else None
@@ -170,6 +177,18 @@ class _Fields:
             if role is not None:
                 out.append((key, role))
         return out
+
+
+class _Present:
+    """``present()`` under a per-camera field map: asks :meth:`_Fields.key`."""
+
+    __slots__ = ("f",)
+
+    def __init__(self, f: _Fields) -> None:
+        self.f = f
+
+    def __contains__(self, canonical: object) -> bool:
+        return isinstance(canonical, str) and self.f.key(canonical) is not None
 
 
 def kind_of(body: Mapping[str, Any], fields: Mapping[str, str] | None = None) -> Kind:
@@ -321,38 +340,55 @@ def _plate_fields(f: _Fields) -> dict[str, Any]:
     """The LPR fields of the guide's HTTP key table, wherever they appear. Every
     conversion goes through :meth:`_Fields.conv`: a value that cannot be read is
     a problem of that field only."""
-    region = f.get("region")
-    roi = f.conv("roi", parse_int)
+    # Only the fields present are converted (``has``): a body carries a third of them.
+    has = f.present()
+    region = f.get("region") if "region" in has else None
+    roi = f.conv("roi", parse_int) if "roi" in has else None
     country: str | None = None
     if isinstance(region, int) and not isinstance(region, bool):
         roi = roi if roi is not None else parse_int(region)
     elif isinstance(region, str):
         # A list (interval-mode parking: every ROI number) is no country either.
         country = region.strip()[:64] or None
-    box_parts = [f.conv(k, parse_int) for k in ("x1", "y1", "x2", "y2")]
-    plate_box = tuple(box_parts) if all(v is not None for v in box_parts) else None
-    width = f.count("resolution_width", f.conv("resolution_width", parse_int))
-    height = f.count("resolution_height", f.conv("resolution_height", parse_int))
-    time = f.conv("time_msec", parse_time) or f.conv("time", parse_time)
-    plate = f.text("plate")
+    plate_box = None
+    if "x1" in has or "y1" in has or "x2" in has or "y2" in has:
+        box_parts = [f.conv(k, parse_int) if k in has else None for k in ("x1", "y1", "x2", "y2")]
+        plate_box = tuple(box_parts) if all(v is not None for v in box_parts) else None
+    resolution = None
+    if "resolution_width" in has or "resolution_height" in has:
+        width = f.count("resolution_width", f.conv("resolution_width", parse_int))
+        height = f.count("resolution_height", f.conv("resolution_height", parse_int))
+        resolution = (width, height) if width is not None and height is not None else None
+    time = (f.conv("time_msec", parse_time) if "time_msec" in has else None) or (
+        f.conv("time", parse_time) if "time" in has else None
+    )
+    plate = f.text("plate") if "plate" in has else None
+    vehicle = (
+        Vehicle(
+            type=f.conv("vehicle_type", VehicleType.parse) if "vehicle_type" in has else None,
+            color=f.conv("vehicle_color", Color.parse) if "vehicle_color" in has else None,
+            brand=f.conv("vehicle_brand", Brand.parse) if "vehicle_brand" in has else None,
+        )
+        if "vehicle_type" in has or "vehicle_color" in has or "vehicle_brand" in has
+        else _NO_VEHICLE
+    )
     return {
         "time": time,
         "plate": plate or None,
-        "confidence": f.conv("confidence", parse_confidence),
+        "confidence": f.conv("confidence", parse_confidence) if "confidence" in has else None,
         "country": country,
-        "list": f.conv("list", ListType.parse),
-        "direction": f.conv("direction", Direction.parse),
-        "speed_kmh": f.conv("speed", parse_speed),
+        "list": f.conv("list", ListType.parse) if "list" in has else None,
+        "direction": f.conv("direction", Direction.parse) if "direction" in has else None,
+        "speed_kmh": f.conv("speed", parse_speed) if "speed" in has else None,
         "roi": roi,
         "plate_box": plate_box,
-        "resolution": (width, height) if width is not None and height is not None else None,
-        "plate_color": f.conv("plate_color", Color.parse),
-        "vehicle": Vehicle(
-            type=f.conv("vehicle_type", VehicleType.parse),
-            color=f.conv("vehicle_color", Color.parse),
-            brand=f.conv("vehicle_brand", Brand.parse),
-        ),
+        "resolution": resolution,
+        "plate_color": f.conv("plate_color", Color.parse) if "plate_color" in has else None,
+        "vehicle": vehicle,
     }
+
+
+_NO_VEHICLE: Final = Vehicle()
 
 
 def _build_plate(f: _Fields, take: _TakePictures) -> tuple[dict[str, Any], dict[str, Any]]:
