@@ -12,7 +12,9 @@ snapshot directory; :meth:`ImageStore.save` checks the final path anyway.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 from datetime import UTC
 from pathlib import Path
@@ -44,34 +46,65 @@ class ImageStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._made: set[Path] = set()
+        self._root = str(self.root)
+        self._made: set[str] = set()
 
     def path_for(self, event: Event, role: str, data: bytes) -> Path:
-        when = event.received.astimezone(UTC)
-        day = when.strftime("%Y-%m-%d")
-        stamp = when.strftime("%H%M%S%f")[:9]
+        directory, name = self._place(event, role, data)
+        return Path(directory, name)
+
+    def _place(self, event: Event, role: str, data: bytes) -> tuple[str, str]:
+        """(directory, file name), as strings: this runs per picture, and pathlib's
+        joins cost more than the rest of the naming."""
+        day, stamp = event.received.astimezone(UTC).strftime("%Y-%m-%d %H%M%S%f").split()
         plate = safe_part(event.plate, limit=16) if event.plate else "noplate"
         name = (
-            f"{stamp}_{plate}_{safe_part(role, limit=16)}_{event.id[-10:]}."
+            f"{stamp[:9]}_{plate}_{safe_part(role, limit=16)}_{event.id[-10:]}."
             f"{picture_extension(data)}"
         )
-        return self.root / safe_part(event.camera, limit=64) / day / name
+        return f"{self._root}/{safe_part(event.camera, limit=64)}/{day}", name
 
     def save(self, event: Event, picture: Picture) -> ImageRef:
         """Write one picture; a failure gives an ImageRef marked missing with the reason."""
-        digest = hashlib.sha256(picture.data).hexdigest()
+        data = picture.data
+        digest = hashlib.sha256(data).hexdigest()
         # Every part of the name went through safe_part: no separator, no "..", so the
         # path stays under root by construction (tests try hostile plates and names).
-        path = self.path_for(event, picture.role, picture.data)
+        directory, name = self._place(event, picture.role, data)
+        path = f"{directory}/{name}"
         try:
-            if path.parent not in self._made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._made.add(path.parent)
-            tmp = path.with_suffix(path.suffix + ".part")
-            with tmp.open("wb") as fh:
-                fh.write(picture.data)
-            tmp.replace(path)
+            try:
+                _write_new(directory, path, data, made=self._made)
+            except FileNotFoundError:  # its day's directory was removed meanwhile
+                self._made.discard(directory)
+                _write_new(directory, path, data, made=self._made)
         except OSError as exc:
             reason = f"save failed: {exc.strerror or exc}"
-            return ImageRef(picture.role, None, len(picture.data), digest, missing=reason)
-        return ImageRef(picture.role, str(path), len(picture.data), digest)
+            return ImageRef(picture.role, None, len(data), digest, missing=reason)
+        return ImageRef(picture.role, path, len(data), digest)
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+def _write_new(directory: str, path: str, data: bytes, *, made: set[str]) -> None:
+    """``data`` as ``path``, appearing whole (written as ``.part``, then renamed): a
+    reader (the web page, a hook) never sees half a picture. Plain system calls, no
+    buffered file object: the creation itself is the cost (measured here: ~80 us a file
+    on ext4, and the Python around it was as much again)."""
+    if directory not in made:
+        os.makedirs(directory, exist_ok=True)  # noqa: PTH103  # str paths: see above
+        made.add(directory)
+    tmp = path + ".part"
+    fd = os.open(tmp, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # noqa: PTH108
+        raise
+    os.close(fd)
+    os.replace(tmp, path)  # noqa: PTH105

@@ -299,6 +299,8 @@ def _xml(doc: bytes) -> Any:
             parser.close()  # resets the parser for the next document
         raise
     return parser.close()
+
+
 _DOCTYPE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 _PREFIX = re.compile(rb"</?([A-Za-z_][\w.\-]*):[A-Za-z_]")
 _XMLNS = re.compile(rb"xmlns:([A-Za-z_][\w.\-]*)\s*=")
