@@ -54,3 +54,22 @@ def test_unwritable_dir_marks_picture_missing(tmp_path: Path) -> None:
     ref = store.save(event, Picture("full", JPEG))
     assert ref.path is None and ref.missing is not None and ref.missing.startswith("save failed")
     assert ref.bytes == len(JPEG)
+
+
+def test_a_day_directory_removed_meanwhile_is_made_again(tmp_path: Path) -> None:
+    """Retention (or an operator) may remove a day's directory the store has already
+    made: the next picture of that day makes it again instead of going missing."""
+    import shutil  # noqa: PLC0415
+
+    store = ImageStore(tmp_path / "snaps")
+    event = Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate="AB12")
+    first = store.save(event, Picture("plate", JPEG))
+    assert first.path is not None
+    shutil.rmtree(Path(first.path).parent)
+    again = store.save(
+        Event(kind=Kind.PLATE, camera="gate", source=Source.TCP), Picture("full", JPEG)
+    )
+    assert again.missing is None
+    assert again.path is not None
+    assert Path(again.path).read_bytes() == JPEG
+    assert not list(Path(again.path).parent.glob("*.part"))
