@@ -59,7 +59,7 @@ def test_unwritable_dir_marks_picture_missing(tmp_path: Path) -> None:
 def test_a_day_directory_removed_meanwhile_is_made_again(tmp_path: Path) -> None:
     """Retention (or an operator) may remove a day's directory the store has already
     made: the next picture of that day makes it again instead of going missing."""
-    import shutil  # noqa: PLC0415
+    import shutil
 
     store = ImageStore(tmp_path / "snaps")
     event = Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate="AB12")
