@@ -193,7 +193,10 @@ class _Present:
 
 def kind_of(body: Mapping[str, Any], fields: Mapping[str, str] | None = None) -> Kind:
     """Which kind of event a camera JSON object is (for HTTP, where no command says so)."""
-    f = _Fields(body, fields or {})
+    return _kind_of(_Fields(body, fields or {}))
+
+
+def _kind_of(f: _Fields) -> Kind:
     name = f.text("event")
     if name:
         folded = fold_key(name)
@@ -241,7 +244,7 @@ def normalize_json(
         body = dict(itertools.islice(body.items(), MAX_KEYS))
     fmap = dict(fields or {})
     f = _Fields(body, fmap, problems)
-    kind = kind or kind_of(body, fmap)
+    kind = kind or _kind_of(f)  # the same lookups: not a second index of the body
     pictures: list[Picture] = []
     missing: list[ImageRef] = []
     placeholders: dict[int, dict[str, str]] = {}
