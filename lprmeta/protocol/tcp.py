@@ -338,6 +338,15 @@ _META_FIELDS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
+_PLATE_AT: Final = next(i for i, (n, _) in enumerate(_META_FIELDS) if n == "plate")
+# The fixed fields before and after the plate, each run read by one precompiled Struct
+# (one call instead of one per field) when the chunk holds them all.
+_HEAD: Final = struct.Struct("<" + "".join(f.lstrip("<") for _, f in _META_FIELDS[:_PLATE_AT]))
+_TAIL: Final = struct.Struct("<" + "".join(f.lstrip("<") for _, f in _META_FIELDS[_PLATE_AT + 1 :]))
+_HEAD_NAMES: Final = tuple(n for n, _ in _META_FIELDS[:_PLATE_AT])
+_TAIL_NAMES: Final = tuple(n for n, _ in _META_FIELDS[_PLATE_AT + 1 :])
+
+
 def _cstr(raw: bytes) -> str:
     """A fixed-size UTF-8 field, NUL padded ("NULL Exclude Fixed Size")."""
     return raw.split(b"\x00", 1)[0].decode("utf-8", errors="replace").strip()
@@ -352,6 +361,25 @@ def decode_metadata(data: bytes) -> tuple[dict[str, Any], list[str]]:
     """
     if not data:
         raise MetadataError("metadata chunk is empty")
+    if len(data) >= _HEAD.size:  # the common case: every field there, two calls
+        values = dict(zip(_HEAD_NAMES, _HEAD.unpack_from(data), strict=True))
+        pos = _HEAD.size
+        length = values["plate_length"]
+        if pos + length + _TAIL.size <= len(data):
+            plate = data[pos : pos + length]
+            values["plate"] = plate.decode("utf-8", errors="replace").rstrip("\x00").strip()
+            pos += length
+            values.update(zip(_TAIL_NAMES, _TAIL.unpack_from(data, pos), strict=True))
+            pos += _TAIL.size
+            if pos < len(data):
+                values["extra"] = data[pos : pos + 256].hex()
+                values["extra_length"] = len(data) - pos
+            return values, []
+    return _metadata_field_by_field(data)
+
+
+def _metadata_field_by_field(data: bytes) -> tuple[dict[str, Any], list[str]]:
+    """:func:`decode_metadata` one field at a time: for a chunk that stops short."""
     values: dict[str, Any] = {}
     pos = 0
     for i, (name, fmt) in enumerate(_META_FIELDS):

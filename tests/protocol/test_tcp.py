@@ -269,3 +269,28 @@ def test_fuzz_recognition_payload(data: bytes) -> None:
         return
     assert isinstance(read, Read)
     json.dumps(read.event.to_json())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=200))
+def test_metadata_read_in_two_calls_equals_field_by_field(data: bytes) -> None:
+    """The fast path (two precompiled Structs) reads exactly what the field-by-field
+    reading does, for chunks of every length: short, exact, with extra bytes."""
+    from lprmeta.protocol.tcp import _metadata_field_by_field, decode_metadata
+
+    assert decode_metadata(data) == _metadata_field_by_field(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(min_size=80, max_size=80),
+    st.integers(0, 24),
+    st.binary(min_size=0, max_size=80),
+)
+def test_metadata_fast_path_taken_equals_field_by_field(
+    head: bytes, plate_length: int, rest: bytes
+) -> None:
+    from lprmeta.protocol.tcp import _metadata_field_by_field, decode_metadata
+
+    data = head[:79] + bytes([plate_length]) + rest
+    assert decode_metadata(data) == _metadata_field_by_field(data)
