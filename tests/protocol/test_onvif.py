@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import socket
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -329,3 +330,39 @@ def test_each_shape_twice_in_one_document_gives_its_reads_twice(fixture: Path) -
     n = doc.count(b"NotificationMessage") // 2  # notifications in the fixture
     assert len(twice) == len(once) + (len(once) // n if n else 0)
     assert all(r in once for r in twice)
+
+
+def test_the_feed_parsers_recover_from_bad_documents_and_are_never_shared() -> None:
+    """Documents are parsed by feed parsers taken from an idle list (they keep the
+    GIL, unlike etree.fromstring). A bad document leaves its parser reset for the next
+    one; four threads parsing at once each get their own and all reads come out right."""
+    from lprmeta.simulator.script import onvif_notification
+
+    now = datetime.now(UTC)
+    bad = [b"<a><b></a>", b"<tt:MetadataStream", b"", b"<a/><b/>", b"\xff\xfe<x/>"]
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(300):
+                plate = f"T{k}X{i:04d}"
+                if i % 7 == 0:
+                    with pytest.raises(DocumentError):
+                        document_events(bad[i % len(bad)], camera="c", received=now)
+                doc = onvif_notification(plate=plate, when=now, picture_path=None)
+                reads, _ = document_events(doc, camera="c", received=now)
+                assert [r.event.plate for r in reads] == [plate]
+        except BaseException as exc:  # noqa: BLE001  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
