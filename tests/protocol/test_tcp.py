@@ -278,7 +278,7 @@ def test_metadata_read_in_two_calls_equals_field_by_field(data: bytes) -> None:
     reading does, for chunks of every length: short, exact, with extra bytes."""
     from lprmeta.protocol.tcp import _metadata_field_by_field, decode_metadata
 
-    assert decode_metadata(data) == _metadata_field_by_field(data)
+    assert repr(decode_metadata(data)) == repr(_metadata_field_by_field(data))
 
 
 @settings(max_examples=200, deadline=None)
@@ -293,4 +293,5 @@ def test_metadata_fast_path_taken_equals_field_by_field(
     from lprmeta.protocol.tcp import _metadata_field_by_field, decode_metadata
 
     data = head[:79] + bytes([plate_length]) + rest
-    assert decode_metadata(data) == _metadata_field_by_field(data)
+    # repr: a NaN confidence is not equal to itself, but prints the same.
+    assert repr(decode_metadata(data)) == repr(_metadata_field_by_field(data))
