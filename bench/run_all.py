@@ -8,7 +8,10 @@ Runs, one after the other (each on an otherwise idle machine):
 * ``mqtt_bench.py``: the MQTT sink against mosquitto, live and after a broker restart (issue 8);
 * ``web_bench.py --skip-paint``: 200 cameras' reads to rows in the web page in headless
   Chromium (issue 14; its first-paint figures need a store of 10 million events, built
-  once: ``web_bench.py`` alone).
+  once: ``web_bench.py`` alone);
+* ``pipeline_bench.py --no-profile``: the per-event path on one core, no sockets, and
+  ``scale_bench.py --workers 2``: the scale load with ``lprmeta run --workers 2``
+  (issue 17).
 
 Each prints its own table and writes ``bench/results/<name>.json``; this script
 then prints the figures side by side with their targets and writes
@@ -36,6 +39,7 @@ def run(script: str, *args: str) -> dict[str, Any]:
         "scale_bench.py": "scale",
         "mqtt_bench.py": "mqtt",
         "web_bench.py": "web",
+        "pipeline_bench.py": "pipeline",
     }[script]
     if "--soak-minutes" in args:
         name = "soak"
@@ -60,6 +64,8 @@ def main() -> None:
     web = run(
         "web_bench.py", "--skip-paint", *(["--cameras", "20", "--seconds", "5"] if short else [])
     )
+    pipeline = run("pipeline_bench.py", "--no-profile", *(["--events", "2000"] if short else []))
+    workers = run("scale_bench.py", *scale_args, "--workers", "2")
     soak = (
         run("scale_bench.py", "--soak-minutes", str(args.soak_minutes))
         if args.soak_minutes
@@ -71,6 +77,8 @@ def main() -> None:
 
     p, a, f = rtsp["plates"], rtsp["analytics"], rtsp["ffmpeg"]
     ratio = f["pss_mib"] / p["pss_mib"] if f else float("nan")
+    cpu_ratio = p["cpu_percent"] / f["cpu_percent"] if f else float("nan")
+    disk = http.get("with_disk_writer") or {}
     rows = [
         (
             "HTTP: POSTs/s with 2 pictures (1 core)",
@@ -105,6 +113,12 @@ def main() -> None:
         ),
         ("RTSP: memory of ffmpeg per camera / daemon", f"{ratio:.1f}x", ">= 5x", ok(ratio >= 5)),
         (
+            f"RTSP: daemon CPU / {f['processes'] if f else 0} ffmpeg CPU (same run)",
+            f"{p['cpu_percent']:.0f}% / {f['cpu_percent']:.0f}% = {cpu_ratio:.1f}x" if f else "-",
+            "<= 2x",
+            ok(cpu_ratio <= 2),
+        ),
+        (
             f"Scale, {sum(scale['cameras'].values())} cameras x 1 read/s: CPU",
             f"{scale['cpu_percent']:.0f}%",
             "",
@@ -124,6 +138,54 @@ def main() -> None:
             ok(scale["pictures_saved"] == scale["pictures_sent"]),
         ),
         ("Scale: events lost", str(scale["lost"]), "0", ok(scale["lost"] == 0)),
+        ("Scale: cameras one core holds at that load", str(scale["cameras_per_core"]), "", ""),
+        (
+            "Scale with --workers 2: CPU (all processes), primary's own, RSS",
+            f"{workers['cpu_percent']:.0f}%, {workers['primary_cpu_percent']:.0f}%, "
+            f"{workers['rss_mib_max']:.0f} MiB",
+            "",
+            "",
+        ),
+        (
+            "Scale with --workers 2: p50 / p99, lost",
+            f"{workers['latency_ms']['p50']:.1f} / {workers['latency_ms']['p99']:.1f} ms, "
+            f"{workers['lost']}",
+            "lost 0",
+            ok(workers["lost"] == 0),
+        ),
+        (
+            f"HTTP: request -> line p99 at {http['rate']:.0f}/s, disk saturated (dd)",
+            f"{disk['line_latency_ms']['p99']:.1f} ms" if disk else "-",
+            "< 20 ms",
+            ok(bool(disk) and disk["line_latency_ms"]["p99"] < 20),
+        ),
+        *(
+            (
+                f"Per-event path, one core: {kind}",
+                f"{pipeline[kind]['events_per_s_cpu']:,} events/s",
+                target,
+                ok(pipeline[kind]["events_per_s_cpu"] >= int(target[3:].replace(",", ""))),
+            )
+            for kind, target in (
+                ("rtsp", ">= 20,000"),
+                ("tcp", ">= 5,000"),
+                ("http-new", ">= 2,500"),
+                ("http-old", ">= 2,500"),
+            )
+            if kind in pipeline
+        ),
+        *(
+            [
+                (
+                    "Per-event path: Profile M frames/s",
+                    f"{pipeline['profile-m']['inputs_per_s_cpu']:,}",
+                    "",
+                    "",
+                )
+            ]
+            if "profile-m" in pipeline
+            else []
+        ),
         (
             "MQTT QoS 1: events/s live / catch-up",
             f"{mqtt['live_events_s']} / {mqtt['catch_up_events_s']}",
@@ -168,6 +230,8 @@ def main() -> None:
             "rtsp": rtsp,
             "scale": scale,
             "mqtt": mqtt,
+            "pipeline": pipeline,
+            "workers": workers,
             "soak": soak,
         },
     )
