@@ -4,6 +4,7 @@ thread-to-loop hand-off that no exception may leave stuck."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 from pathlib import Path
@@ -130,3 +131,40 @@ async def test_a_restarted_watchdog_watches_again() -> None:
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)
     assert dog.stalls == 1
+
+
+async def test_a_backlog_in_the_inbox_is_handled_in_bounded_turns() -> None:
+    """1,000 documents waiting: every one is handled, in order, in turns of at most
+    DRAIN_BATCH, with the loop's other work (a task counting turns) in between."""
+    from lprmeta.inputs.rtsp_session import DRAIN_BATCH
+
+    loop = asyncio.get_running_loop()
+    inbox = Inbox(loop, linger=0.001)
+    handled: list[bytes] = []
+    turns: list[int] = []
+
+    def handler(_session: Any, doc: bytes) -> None:
+        handled.append(doc)
+
+    async def other_work() -> None:
+        while len(handled) < 1000:
+            turns.append(len(handled))
+            await asyncio.sleep(0)
+
+    docs = [b"%d" % i for i in range(1000)]
+
+    def put_all() -> None:
+        for doc in docs:
+            inbox.put(handler, None, doc)  # type: ignore[arg-type]
+
+    watcher = asyncio.create_task(other_work())
+    await asyncio.to_thread(put_all)
+    await asyncio.wait_for(watcher, 5)
+    assert handled == docs
+    steps = [b - a for a, b in itertools.pairwise(turns)]
+    assert max(steps) <= DRAIN_BATCH
+    assert len({t for t in turns if t}) >= 1000 // DRAIN_BATCH - 1
+    await asyncio.sleep(0.01)
+    inbox.put(handler, None, b"after")  # type: ignore[arg-type]  # the flag was let go
+    await asyncio.sleep(0.01)
+    assert handled[-1] == b"after"
