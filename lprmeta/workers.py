@@ -320,8 +320,12 @@ async def serve(config: Config, index: int, count: int, out_fd: int, stop_budget
             "s",
             stats.snapshot(),
             {n: p.to_json() for n, p in supervisor.parts.items()},
-            {
-                cam.name: {t: _state(health, cam.name, t) for t in health.transports[cam.name]}
+            {  # the transports this worker reads; a camera's HTTP is the primary's
+                cam.name: {
+                    t: _state(health, cam.name, t)
+                    for t in health.transports[cam.name]
+                    if t in PULLED
+                }
                 for cam in cameras
             },
         )

@@ -293,3 +293,47 @@ def test_cli_refuses_a_negative_worker_count(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert b"--workers: from 0 to 256" in proc.stderr
+
+
+async def test_a_camera_pushing_and_pulled_keeps_both_states(tmp_path: Path) -> None:
+    """A camera read over TCP by a worker that also pushes HTTP to the primary: its
+    pushes are served by the primary, its HTTP state stays 'up' across the worker's
+    state messages (a worker reports only what it reads), and the bus merges the two
+    transports' reads of one car as without workers."""
+    import aiohttp
+
+    from .conftest import free_port
+
+    port = free_port()
+    factory = ReadFactory(seed=9)
+    async with cameras(1) as servers:
+        config = make_config(
+            tmp_path,
+            http={"listen": f"127.0.0.1:{port}"},
+            cameras=[
+                {
+                    "name": "both",
+                    "host": "127.0.0.1",
+                    "password": PW,
+                    "tcp": {"port": servers[0].port, "backoff_initial": 0.05},
+                    "http": {"path": "/lpr/both"},
+                }
+            ],
+        )
+        async with (
+            Daemon(config, stdout=io.BytesIO(), workers=1) as d,
+            aiohttp.ClientSession() as s,
+        ):
+            events = Events(d)
+            await all_ready(d, servers)
+            async with s.post(
+                f"http://127.0.0.1:{port}/lpr/both", json={"plate": "MERGE1"}
+            ) as resp:
+                assert resp.status == 200
+            await send(servers[0], factory, "MERGE1")
+            merged = await events.wait_for(lambda e: e.plate == "MERGE1", timeout=20)
+            await asyncio.sleep(2.5)  # two state messages from the worker
+            assert d.health.transports["both"]["http"].state == "up"
+            assert d.health.transports["both"]["tcp"].state == "up"
+            assert len([e for e in events.all if e.plate == "MERGE1"]) == 1
+            assert sorted(merged.details.get("sources", [])) == ["http", "tcp"]
