@@ -337,3 +337,28 @@ async def test_a_camera_pushing_and_pulled_keeps_both_states(tmp_path: Path) -> 
             assert d.health.transports["both"]["tcp"].state == "up"
             assert len([e for e in events.all if e.plate == "MERGE1"]) == 1
             assert sorted(merged.details.get("sources", [])) == ["http", "tcp"]
+
+
+def test_a_workers_failing_part_is_a_problem_of_the_whole() -> None:
+    """/healthz's problems and parts include what a worker reports of its own parts."""
+    from lprmeta.health import Health
+
+    health = Health([])
+    health.absorb_remote(
+        "worker:2",
+        {
+            "input:tcp:gate": {
+                "kind": "input",
+                "state": "restarting",
+                "since": "2026-11-29T00:00:00.000Z",
+                "failures": 3,
+                "last_error": "OSError: boom",
+            },
+            "task:report": {"kind": "task", "state": "running", "since": "x"},
+        },
+    )
+    assert health.problems() == ["input worker:2/input:tcp:gate is restarting after OSError: boom"]
+    assert health.parts()["worker:2/task:report"]["state"] == "running"
+    health.forget_remote("worker:2")
+    assert health.problems() == []
+    assert health.parts() == {}

@@ -482,10 +482,24 @@ def is_plate_topic(topic: str) -> bool:
     return _topic_kind(topic)[0]
 
 
-@functools.lru_cache(maxsize=1024)
+_CACHED_TOPIC: Final = 256  # characters; the cache holds 1,024 topics of this at most
+
+
 def _topic_kind(topic: str) -> tuple[bool, bool]:
     """(a plate topic, an Axis LPR topic): a camera uses a handful of topics, so each
-    is read once (cached), not per notification."""
+    is read once (cached), not per notification. A topic longer than any real one is
+    read whole but not kept: a camera cannot fill the cache with megabyte topics."""
+    if len(topic) <= _CACHED_TOPIC:
+        return _cached_topic_kind(topic)
+    return _read_topic_kind(topic)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_topic_kind(topic: str) -> tuple[bool, bool]:
+    return _read_topic_kind(topic)
+
+
+def _read_topic_kind(topic: str) -> tuple[bool, bool]:
     path = [s.casefold() for s in _topic_path(topic)]
     axis = _is_axis_lpr(path)
     plate = "licenseplatedetector" in path or (bool(path) and path[-1] == "licenseplate")
@@ -579,7 +593,7 @@ def notification_event(
             f"more than {MAX_ITEMS} items or {_MAX_ELEMENT_VISITS} elements in them; "
             "the rest was not read"
         )
-    plate, axis = _topic_kind(n.topic[:1024])
+    plate, axis = _topic_kind(n.topic)
     body: dict[str, Any] = {k: v for k, v in items.items() if fold_key(k) != "time"}
     body["time"] = n.utc_time
     if axis:

@@ -366,3 +366,23 @@ def test_the_feed_parsers_recover_from_bad_documents_and_are_never_shared() -> N
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
+
+
+def test_a_long_topic_is_read_whole_and_not_kept_in_the_topic_cache() -> None:
+    """Topics are classified once and cached; a hostile camera's 100,000 distinct long
+    topics are still read (whole: the plate detector is at the end) but never cached."""
+    from lprmeta.protocol import onvif
+    from lprmeta.simulator.script import onvif_notification
+
+    now = datetime.now(UTC)
+    before = onvif._cached_topic_kind.cache_info().currsize
+    for i in range(3):
+        topic = f"tns1:{'Pad/' * 2000}N{i}/RuleEngine/LicensePlateDetector/LicensePlate"
+        doc = onvif_notification(plate=f"LONG{i}", when=now, topic=topic)
+        (read,), _ = document_events(doc, camera="c", received=now)
+        assert read.event.kind is Kind.PLATE
+        assert read.event.plate == f"LONG{i}"
+        assert len(read.event.details["topic"]) == 1024  # cut in the line, read whole
+    for i in range(100_000):
+        assert onvif._topic_kind(f"tns1:{'x' * 300}/{i}") == (False, False)
+    assert onvif._cached_topic_kind.cache_info().currsize - before <= 1
