@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol
 
@@ -37,6 +36,7 @@ from .events import Event, ImageRef
 from .health import Health
 from .lists import Matcher
 from .log import get_logger, log_counted, redact_text
+from .saving import Savers
 from .snapshots import CameraWeb, PictureFetcher
 from .stats import Stats
 from .storage import ImageStore
@@ -166,10 +166,11 @@ class Intake:
         self._fetcher = fetcher
         self._cameras = {c.name: c for c in cameras}
         self._pictures: dict[str, CameraPictures] = {}
-        self._pool = ThreadPoolExecutor(save_workers, thread_name_prefix="lprmeta-save")
-        # One save at a time per camera: a camera whose disk stalls holds one worker, never
-        # the pool (its reads go out in order anyway); the others keep theirs.
-        self._saving: dict[str, asyncio.Lock] = {}
+        # One save at a time per camera: a camera whose disk stalls holds one thread, never
+        # all of them (its reads go out in order anyway); the others keep theirs.
+        self._savers: Savers[tuple[Event, list[Picture]], list[ImageRef]] = Savers(
+            self._save_all, workers=save_workers, name="save"
+        )
         self._waiting: dict[str, int] = {}  # bytes of pictures waiting, per camera
         self._tails: dict[str, asyncio.Future[Event]] = {}
         # With a store: what an HTTP push waits for before its 200 (the event committed).
@@ -285,7 +286,7 @@ class Intake:
             del self._tails[event.camera]
 
     async def _save_in_turn(self, event: Event, pictures: list[Picture]) -> list[ImageRef]:
-        """Save in a worker thread, one save at a time per camera, at most
+        """Save in a save thread, one save at a time per camera, at most
         MAX_WAITING_BYTES_PER_CAMERA of a camera's pictures waiting."""
         camera = event.camera
         size = sum(len(p.data) for p in pictures)
@@ -305,17 +306,15 @@ class Intake:
             )
             return _missing(_roles(pictures), reason)
         self._waiting[camera] = waiting + size
-        lock = self._saving.setdefault(camera, asyncio.Lock())
         try:
-            async with lock:
-                loop = asyncio.get_running_loop()
-                refs = await loop.run_in_executor(self._pool, self._save_all, event, pictures)
+            refs = await self._savers.submit(camera, (event, pictures))
         finally:
             self._waiting[camera] -= size
         return self._count_saved(camera, refs)
 
-    def _save_all(self, event: Event, pictures: list[Picture]) -> list[ImageRef]:
-        """In a worker thread: write (or, without a store, only hash) each picture."""
+    def _save_all(self, job: tuple[Event, list[Picture]]) -> list[ImageRef]:
+        """In a save thread: write (or, without a store, only hash) each picture."""
+        event, pictures = job
         if self.store is None:
             return [
                 ImageRef(p.role, None, len(p.data), hashlib.sha256(p.data).hexdigest())
@@ -387,7 +386,7 @@ class Intake:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1.0)
-        self._pool.shutdown(wait=False)
+        self._savers.close()
 
 
 def _roles(pictures: Iterable[Picture]) -> list[tuple[str, str]]:
