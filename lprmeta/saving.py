@@ -15,8 +15,10 @@ on this machine each costs 20-40 us of CPU: as much as hashing a 50 KB picture. 
   idle; a thread that finishes a batch takes the next ready camera without sleeping.
   A thread takes up to :data:`BATCH` saves of one camera at once (one look at the lock).
 * **The loop is woken once per batch of results, not once per save.** Results go into
-  a deque; a thread wakes the loop only when no drain is scheduled (the RTSP inbox's
-  pattern; no lock: the flag is cleared before the drain's look at the deque).
+  a deque; a thread wakes the loop only when no drain is scheduled, and a drain that
+  found results looks again after ``linger`` instead of waiting to be woken (the RTSP
+  inbox's pattern; no lock: the flag is cleared before the drain's look at the deque).
+  Under load the threads never wake the loop; a result waits ``linger`` at most.
 
 Threads are started on demand (up to ``workers``) and are daemon threads: a save stuck
 on a dead disk must not keep the process from exiting (its ``.part`` file stays).
@@ -52,7 +54,14 @@ class Savers(Generic[_J, _R]):
     """``submit(key, job)`` -> a future of ``work(job)``, run on one of ``workers`` threads,
     jobs of one key in order and one at a time."""
 
-    def __init__(self, work: Callable[[_J], _R], *, workers: int = 4, name: str = "save") -> None:
+    def __init__(
+        self,
+        work: Callable[[_J], _R],
+        *,
+        workers: int = 4,
+        name: str = "save",
+        linger: float = 0.001,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._work = work
@@ -71,6 +80,9 @@ class Savers(Generic[_J, _R]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: deque[tuple[asyncio.Future[_R], Any, bool]] = deque()
         self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None  # the drain's next look, if any
+        self.linger = linger
+        self.wakeups = 0  # times a thread woke the loop (tests, and to see the batching work)
 
     @property
     def threads(self) -> int:
@@ -151,6 +163,7 @@ class Savers(Generic[_J, _R]):
         self._done.extend(results)
         if not self._scheduled:
             self._scheduled = True
+            self.wakeups += 1
             loop = self._loop
             assert loop is not None
             try:
@@ -163,6 +176,8 @@ class Savers(Generic[_J, _R]):
     def _drain(self) -> None:
         self._scheduled = False  # before the look: a result added meanwhile schedules again
         done = self._done
+        if not done:
+            return
         while done:
             future, value, ok = done.popleft()
             if future.done():
@@ -171,3 +186,13 @@ class Savers(Generic[_J, _R]):
                 future.set_result(value)
             else:
                 future.set_exception(value)
+        # More are likely: look again shortly rather than be woken for each (one such
+        # look at a time, whichever drain found results).
+        self._scheduled = True
+        if self._timer is None:
+            assert self._loop is not None
+            self._timer = self._loop.call_later(self.linger, self._look_again)
+
+    def _look_again(self) -> None:
+        self._timer = None
+        self._drain()
