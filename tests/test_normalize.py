@@ -13,7 +13,7 @@ import pytest
 
 from lprmeta.errors import PayloadError
 from lprmeta.events import Brand, Color, Direction, Kind, ListType, Source, VehicleType
-from lprmeta.protocol.jsonpost import kind_of, normalize_json
+from lprmeta.protocol.jsonpost import _shape_index, kind_of, normalize_json
 from lprmeta.vocabulary import fold_key
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -222,3 +222,55 @@ def test_a_field_that_cannot_be_read_is_named_alone_or_mapped(mapped: bool) -> N
     assert event.plate_box is None
     assert event.resolution is None
     assert event.plate == "AB12"
+
+
+def _plate_post(plate: str, **extra: Any) -> dict[str, Any]:
+    return {"Plate": plate, "Speed": "30", "Direction": "1", **extra}
+
+
+def test_bodies_of_one_shape_share_an_index_and_keep_their_own_values() -> None:
+    """The index of a body's keys is worked out once per shape; each body's values are
+    its own, and a shape with pictures finds them every time."""
+    _shape_index.cache_clear()
+    jpeg = "/9j/" + "A" * 200
+    reads = [
+        normalize_json(
+            _plate_post(f"AB{i}", plate_image=jpeg), camera="c", source=Source.HTTP, received=NOW
+        )
+        for i in range(50)
+    ]
+    assert [r.event.plate for r in reads] == [f"AB{i}" for i in range(50)]
+    assert all(len(r.pictures) == 1 and r.pictures[0].role == "plate" for r in reads)
+    assert _shape_index.cache_info().currsize == 1
+    assert _shape_index.cache_info().hits == 49
+    # The same keys in another order are another shape with the same meaning.
+    other = normalize_json(
+        {"Direction": "2", "plate_image": jpeg, "Speed": "9", "Plate": "ZZ1"},
+        camera="c",
+        source=Source.HTTP,
+        received=NOW,
+    )
+    assert other.event.plate == "ZZ1" and other.event.speed_kmh == 9.0
+    assert other.event.direction == Direction.parse("2") and len(other.pictures) == 1
+
+
+def test_new_keys_every_time_only_miss_the_shape_cache() -> None:
+    _shape_index.cache_clear()
+    for i in range(5000):
+        read = normalize_json(
+            _plate_post(f"P{i}", **{f"vendor_{i}": "x"}),
+            camera="c",
+            source=Source.HTTP,
+            received=NOW,
+        )
+        assert read.event.plate == f"P{i}" and read.event.raw[f"vendor_{i}"] == "x"
+    assert _shape_index.cache_info().currsize <= 512  # bounded, least recently used out
+    # Bodies past the shape limits are indexed without the cache, with the same result.
+    many = {f"k{i}": i for i in range(100)} | {"Plate": "MANY1"}
+    long_keys = {"x" * 5000: 1, "Plate": "LONG1"}
+    before = _shape_index.cache_info().currsize
+    assert normalize_json(many, camera="c", source=Source.HTTP, received=NOW).event.plate == "MANY1"
+    assert normalize_json(long_keys, camera="c", source=Source.HTTP, received=NOW).event.plate == (
+        "LONG1"
+    )
+    assert _shape_index.cache_info().currsize == before

@@ -15,8 +15,9 @@ objects to be saved, and ``raw`` keeps a short placeholder instead.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
@@ -83,11 +84,60 @@ _ALIAS: Final[Mapping[str, tuple[str, int]]] = {
 }
 
 
+# A body's shape (its keys, in order) decides its index; a camera sends one or two shapes
+# over and over, so the index of a shape is worked out once. Only shapes of up to
+# _SHAPE_KEYS keys and _SHAPE_CHARS characters are kept (a key tuple is hashed per
+# event), at most _SHAPES of them (least recently used out): a camera that sends new
+# keys every time only misses the cache.
+_SHAPE_KEYS: Final = 64
+_SHAPE_CHARS: Final = 4096
+_SHAPES: Final = 512
+
+
+class _Index:
+    """What a body's keys say, whatever their values: folded key -> key, canonical field
+    -> the key of its most specific alias, and (without a field map) the picture keys.
+    Shared between bodies of one shape: never changed after it is made."""
+
+    __slots__ = ("folded", "images", "keys")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        folded_keys: dict[str, str] = {}
+        found: dict[str, tuple[int, str]] = {}
+        images: list[tuple[str, str]] = []
+        for key in keys:
+            folded = fold_key(key)
+            folded_keys.setdefault(folded, key)
+            hit = _ALIAS.get(folded)
+            if hit is not None and (hit[0] not in found or hit[1] < found[hit[0]][0]):
+                found[hit[0]] = (hit[1], key)
+            role = IMAGE_ROLES.get(folded)
+            if role is not None:
+                images.append((key, role))
+        self.folded = folded_keys
+        self.keys = {canonical: key for canonical, (_, key) in found.items()}
+        self.images = tuple(images)
+
+
+@functools.lru_cache(maxsize=_SHAPES)
+def _shape_index(keys: tuple[str, ...]) -> _Index:
+    return _Index(keys)
+
+
+def _index_of(body: Mapping[str, Any]) -> _Index:
+    if len(body) <= _SHAPE_KEYS:
+        keys = tuple(body)
+        if sum(map(len, keys)) <= _SHAPE_CHARS:
+            return _shape_index(keys)
+    return _Index(body)
+
+
 class _Fields:
     """Looks up canonical fields in one JSON object, honouring a per-camera field map.
 
     One pass over the body's keys finds, for every canonical field, the key of its
-    most specific alias present (cameras send a few dozen keys; this runs per event).
+    most specific alias present (cameras send a few dozen keys; this runs per event,
+    and is remembered per shape of body: see _Index).
     """
 
     def __init__(
@@ -99,15 +149,10 @@ class _Fields:
         self.body = body
         self.fields = fields
         self.problems: list[str] = problems if problems is not None else []
-        self.index: dict[str, str] = {}
-        found: dict[str, tuple[int, str]] = {}
-        for key in body:
-            folded = fold_key(key)
-            self.index.setdefault(folded, key)
-            hit = _ALIAS.get(folded)
-            if hit is not None and (hit[0] not in found or hit[1] < found[hit[0]][0]):
-                found[hit[0]] = (hit[1], key)
-        self._keys = {canonical: key for canonical, (_, key) in found.items()}
+        shape = _index_of(body)
+        self._shape = shape
+        self.index: Mapping[str, str] = shape.folded
+        self._keys: Mapping[str, str] = shape.keys
 
     def key(self, canonical: str) -> str | None:
         mapped = self.fields.get(canonical)
@@ -163,8 +208,10 @@ class _Fields:
             return None
         return parsed
 
-    def image_keys(self) -> list[tuple[str, str]]:
+    def image_keys(self) -> Sequence[tuple[str, str]]:
         """(json key, role) of every picture field present."""
+        if not self.fields:
+            return self._shape.images
         out: list[tuple[str, str]] = []
         mapped = {
             fold_key(cam_key): IMAGE_CANONICAL[canon]
