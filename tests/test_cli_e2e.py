@@ -15,11 +15,14 @@ from .conftest import check_line, free_port, lprmeta
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    # Unbuffered: the tests read lines one by one, then communicate() reads the rest from
+    # the descriptor; a buffered reader would keep (and lose) what it had read ahead.
     return subprocess.Popen(
         [sys.executable, "-m", "lprmeta", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        bufsize=0,
     )
 
 

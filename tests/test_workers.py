@@ -247,11 +247,14 @@ def test_cli_workers(tmp_path: Path) -> None:
     )
 
     def start(*args: str) -> subprocess.Popen[bytes]:
+        # Unbuffered: lines are read one by one, then communicate() reads the rest from
+        # the descriptor; a buffered reader would keep (and lose) what it had read ahead.
         return subprocess.Popen(
             [sys.executable, "-m", "lprmeta", *args, "--log-format", "json"],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            bufsize=0,
         )
 
     sims = [
