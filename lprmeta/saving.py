@@ -74,7 +74,8 @@ class Savers(Generic[_J, _R]):
         self._ready: deque[str] = deque()
         self._busy: set[str] = set()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._idle = 0  # threads waiting for a key
+        self._waking = 0  # of those, told to wake and not awake yet
         self._closed = False
         # Results for the loop (the deque's appends and pops need no lock).
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +98,6 @@ class Savers(Generic[_J, _R]):
         if self._closed:
             raise RuntimeError("savers closed")
         future: asyncio.Future[_R] = loop.create_future()
-        start = False
         with self._cond:
             jobs = self._pending.get(key)
             if jobs is None:
@@ -105,17 +105,27 @@ class Savers(Generic[_J, _R]):
             jobs.append(_Job(job, future))
             if len(jobs) == 1 and key not in self._busy:
                 self._ready.append(key)
-            if self._idle:
-                self._cond.notify()
-            elif len(self._threads) < self._workers:
-                start = True
-        if start:
-            thread = threading.Thread(
-                target=self._run, name=f"lprmeta-{self._name}-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
+            thread = self._dispatch()
+        if thread is not None:
             thread.start()
         return future
+
+    def _dispatch(self) -> threading.Thread | None:
+        """Under the lock: a thread for every ready key, as far as ``workers`` allow: an
+        idle one woken (none is woken twice), else a new one, returned to be started."""
+        if len(self._ready) <= self._waking:
+            return None  # enough are waking up for them
+        if self._idle > self._waking:
+            self._waking += 1
+            self._cond.notify()
+            return None
+        if len(self._threads) >= self._workers:
+            return None  # every thread is busy: the first to finish takes the key
+        thread = threading.Thread(
+            target=self._run, name=f"lprmeta-{self._name}-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        return thread
 
     def close(self) -> None:
         """Idle threads end; a thread in a save ends after it. Jobs not started are not
@@ -137,13 +147,17 @@ class Savers(Generic[_J, _R]):
                         return
                     self._idle += 1
                     try:
-                        cond.wait()
+                        cond.wait()  # woken only by notify: a Condition has no spurious wake-ups
                     finally:
                         self._idle -= 1
+                        self._waking = max(0, self._waking - 1)
                 key = self._ready.popleft()
                 jobs = self._pending[key]
                 batch = [jobs.popleft() for _ in range(min(len(jobs), BATCH))]
                 self._busy.add(key)
+                more = self._dispatch()  # other keys ready: another thread for them
+            if more is not None:
+                more.start()
             results: list[tuple[asyncio.Future[_R], Any, bool]] = []
             for item in batch:
                 try:

@@ -67,6 +67,23 @@ async def test_a_held_key_holds_one_thread_and_the_other_keys_go_on() -> None:
     savers.close()
 
 
+async def test_two_keys_at_once_get_two_threads_even_if_the_first_stalls() -> None:
+    """One idle thread, two keys submitted in one turn of the loop (before it wakes):
+    the second key gets a thread of its own, not the one the first key holds."""
+    rec = Recorder()
+    rec.held["stuck"] = threading.Event()
+    savers: Savers[tuple[str, int], int] = Savers(rec, workers=2)
+    assert await asyncio.wait_for(savers.submit("warm", ("warm", 1)), 5) == 10
+    await asyncio.sleep(0.05)  # its thread is idle now
+    stuck = savers.submit("stuck", ("stuck", 1))
+    free = savers.submit("free", ("free", 2))
+    assert await asyncio.wait_for(free, 2) == 20
+    assert savers.threads == 2
+    rec.held["stuck"].set()
+    assert await asyncio.wait_for(stuck, 5) == 10
+    savers.close()
+
+
 async def test_a_backlog_is_handed_back_in_batches_not_one_wake_up_per_job() -> None:
     rec = Recorder()
     rec.held["a"] = threading.Event()
