@@ -12,13 +12,15 @@ on this machine each costs 20-40 us of CPU: as much as hashing a 50 KB picture. 
   order they were submitted, on whichever thread takes the camera; a camera whose
   directory stalls holds one thread, never the others (as the per-camera lock did).
 * **A thread that is busy is not woken.** Submitting wakes a thread only when one is
-  idle; a thread that finishes a batch takes the next ready camera without sleeping.
-  A thread takes up to :data:`BATCH` saves of one camera at once (one look at the lock).
+  idle (a token in a ``SimpleQueue``, put after the lock is let go: a woken thread never
+  finds the lock still held by its waker); a thread that finishes a batch takes the next
+  ready camera without sleeping. It takes up to :data:`BATCH` saves of one camera at once.
 * **The loop is woken once per batch of results, not once per save.** Results go into
   a deque; a thread wakes the loop only when no drain is scheduled, and a drain that
-  found results looks again after ``linger`` instead of waiting to be woken (the RTSP
-  inbox's pattern; no lock: the flag is cleared before the drain's look at the deque).
-  Under load the threads never wake the loop; a result waits ``linger`` at most.
+  found more than one result (a sign of load) looks again after ``linger`` instead of
+  waiting to be woken (the RTSP inbox's pattern; no lock: the flag is cleared before the
+  drain's look at the deque). Under load the threads never wake the loop, and a result
+  waits ``linger`` at most; a lone result costs one wake-up, as before.
 
 Threads are started on demand (up to ``workers``) and are daemon threads: a save stuck
 on a dead disk must not keep the process from exiting (its ``.part`` file stays).
@@ -27,6 +29,7 @@ on a dead disk must not keep the process from exiting (its ``.part`` file stays)
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -67,16 +70,19 @@ class Savers(Generic[_J, _R]):
         self._work = work
         self._workers = workers
         self._name = name
-        self._cond = threading.Condition(threading.Lock())
-        # Under _cond: the jobs waiting per key; the keys with jobs that no thread has
-        # (each at most once); the keys a thread is working on.
+        # Under _lock (held for a few lines, never while waiting): the jobs waiting per
+        # key; the keys with jobs that no thread has (each at most once); the keys a
+        # thread is working on; the threads waiting for a token, and the tokens on their
+        # way to them.
+        self._lock = threading.Lock()
         self._pending: dict[str, deque[_Job[_J, _R]]] = {}
         self._ready: deque[str] = deque()
         self._busy: set[str] = set()
         self._threads: list[threading.Thread] = []
-        self._idle = 0  # threads waiting for a key
-        self._waking = 0  # of those, told to wake and not awake yet
+        self._idle = 0
+        self._waking = 0
         self._closed = False
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
         # Results for the loop (the deque's appends and pops need no lock).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: deque[tuple[asyncio.Future[_R], Any, bool]] = deque()
@@ -98,66 +104,76 @@ class Savers(Generic[_J, _R]):
         if self._closed:
             raise RuntimeError("savers closed")
         future: asyncio.Future[_R] = loop.create_future()
-        with self._cond:
+        with self._lock:
             jobs = self._pending.get(key)
             if jobs is None:
                 jobs = self._pending[key] = deque()
             jobs.append(_Job(job, future))
             if len(jobs) == 1 and key not in self._busy:
                 self._ready.append(key)
-            thread = self._dispatch()
-        if thread is not None:
-            thread.start()
+            action = self._dispatch()
+        self._act(action)
         return future
 
-    def _dispatch(self) -> threading.Thread | None:
-        """Under the lock: a thread for every ready key, as far as ``workers`` allow: an
-        idle one woken (none is woken twice), else a new one, returned to be started."""
+    def _dispatch(self) -> threading.Thread | bool:
+        """Under the lock: what a ready key needs: True (wake an idle thread: none is woken
+        twice), a new thread to start (as far as ``workers`` allow), or False (enough
+        threads are waking, or every thread is busy and the first to finish takes it)."""
         if len(self._ready) <= self._waking:
-            return None  # enough are waking up for them
+            return False
         if self._idle > self._waking:
             self._waking += 1
-            self._cond.notify()
-            return None
+            return True
         if len(self._threads) >= self._workers:
-            return None  # every thread is busy: the first to finish takes the key
+            return False
         thread = threading.Thread(
             target=self._run, name=f"lprmeta-{self._name}-{len(self._threads)}", daemon=True
         )
         self._threads.append(thread)
         return thread
 
+    def _act(self, action: threading.Thread | bool) -> None:
+        """Outside the lock: do what :meth:`_dispatch` said."""
+        if action is True:
+            self._tokens.put(None)
+        elif isinstance(action, threading.Thread):
+            action.start()
+
     def close(self) -> None:
         """Idle threads end; a thread in a save ends after it. Jobs not started are not
         run (their futures stay pending: the intake has cancelled what waits for them)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             self._pending.clear()
             self._ready.clear()
-            self._cond.notify_all()
+            idle = self._idle
+        for _ in range(idle):
+            self._tokens.put(None)
 
     # ----------------------------------------------------------------- threads
 
     def _run(self) -> None:
-        cond = self._cond
+        lock = self._lock
         while True:
-            with cond:
-                while not self._ready:
+            with lock:
+                if not self._ready:
                     if self._closed:
                         return
                     self._idle += 1
-                    try:
-                        cond.wait()  # woken only by notify: a Condition has no spurious wake-ups
-                    finally:
-                        self._idle -= 1
-                        self._waking = max(0, self._waking - 1)
-                key = self._ready.popleft()
-                jobs = self._pending[key]
-                batch = [jobs.popleft() for _ in range(min(len(jobs), BATCH))]
-                self._busy.add(key)
-                more = self._dispatch()  # other keys ready: another thread for them
-            if more is not None:
-                more.start()
+                    key = None
+                else:
+                    key = self._ready.popleft()
+                    jobs = self._pending[key]
+                    batch = [jobs.popleft() for _ in range(min(len(jobs), BATCH))]
+                    self._busy.add(key)
+                    action = self._dispatch()  # other keys ready: a thread for them too
+            if key is None:
+                self._tokens.get()  # a token: a key is ready (or closing)
+                with lock:
+                    self._idle -= 1
+                    self._waking = max(0, self._waking - 1)
+                continue
+            self._act(action)
             results: list[tuple[asyncio.Future[_R], Any, bool]] = []
             for item in batch:
                 try:
@@ -165,7 +181,7 @@ class Savers(Generic[_J, _R]):
                 except BaseException as exc:  # noqa: BLE001  # the waiting read handles it
                     results.append((item.future, exc, False))
             self._hand_back(results)
-            with cond:
+            with lock:
                 self._busy.discard(key)
                 left = self._pending.get(key)
                 if left:
@@ -190,16 +206,18 @@ class Savers(Generic[_J, _R]):
     def _drain(self) -> None:
         self._scheduled = False  # before the look: a result added meanwhile schedules again
         done = self._done
-        if not done:
-            return
+        found = 0
         while done:
             future, value, ok = done.popleft()
+            found += 1
             if future.done():
                 continue  # its read was cut short (shutdown)
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+        if found < 2:
+            return  # no sign of load: the next result wakes the loop at once
         # More are likely: look again shortly rather than be woken for each (one such
         # look at a time, whichever drain found results).
         self._scheduled = True

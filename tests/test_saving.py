@@ -107,6 +107,18 @@ async def test_a_backlog_is_handed_back_in_batches_not_one_wake_up_per_job() -> 
     savers.close()
 
 
+async def test_lone_results_each_wake_the_loop_once_and_leave_no_timer() -> None:
+    """Light load (a camera's save now and then): each result is delivered at once, and
+    no look-again timer is left behind to wake the loop for nothing."""
+    rec = Recorder()
+    savers: Savers[tuple[str, int], int] = Savers(rec, workers=2)
+    for n in range(5):
+        assert await asyncio.wait_for(savers.submit("a", ("a", n)), 5) == n * 10
+        assert savers._timer is None
+    assert savers.wakeups == 5
+    savers.close()
+
+
 async def test_a_failing_job_fails_its_future_only() -> None:
     rec = Recorder()
     savers: Savers[tuple[str, int], int] = Savers(rec, workers=2)
