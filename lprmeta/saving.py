@@ -90,6 +90,7 @@ class Savers(Generic[_J, _R]):
         self._timer: asyncio.TimerHandle | None = None  # the drain's next look, if any
         self.linger = linger
         self.wakeups = 0  # times a thread woke the loop (tests, and to see the batching work)
+        self.start_failures = 0  # threads the system refused to start
 
     @property
     def threads(self) -> int:
@@ -112,7 +113,18 @@ class Savers(Generic[_J, _R]):
             if len(jobs) == 1 and key not in self._busy:
                 self._ready.append(key)
             action = self._dispatch()
-        self._act(action)
+        if not self._act(action) and not self._threads:
+            # No thread at all to run it: the caller is told (the read goes out with its
+            # pictures marked), and the job is not left queued for nobody.
+            with self._lock:
+                jobs = self._pending.get(key)
+                if jobs and jobs[-1].future is future:
+                    jobs.pop()
+                    if not jobs:
+                        del self._pending[key]
+                        if key in self._ready:
+                            self._ready.remove(key)
+            raise RuntimeError("no thread could be started to save pictures")
         return future
 
     def _dispatch(self) -> threading.Thread | bool:
@@ -132,12 +144,21 @@ class Savers(Generic[_J, _R]):
         self._threads.append(thread)
         return thread
 
-    def _act(self, action: threading.Thread | bool) -> None:
-        """Outside the lock: do what :meth:`_dispatch` said."""
+    def _act(self, action: threading.Thread | bool) -> bool:
+        """Outside the lock: do what :meth:`_dispatch` said. False when a thread was
+        needed and the system refused one (it is forgotten, so the next submit tries
+        again, and the threads there are take the key in turn)."""
         if action is True:
             self._tokens.put(None)
         elif isinstance(action, threading.Thread):
-            action.start()
+            try:
+                action.start()
+            except RuntimeError:  # "can't start new thread": out of threads or memory
+                with self._lock:
+                    self._threads.remove(action)
+                self.start_failures += 1
+                return False
+        return True
 
     def close(self) -> None:
         """Idle threads end; a thread in a save ends after it. Jobs not started are not

@@ -167,3 +167,49 @@ async def test_close_lets_the_threads_go_and_drops_jobs_not_started() -> None:
 def test_at_least_one_thread() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Savers(lambda job: job, workers=0)
+
+
+def _refuse_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system refusing a thread (out of threads or memory): no real way to get there
+    as root on this machine, so Thread.start is made to fail for the save threads."""
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name.startswith("lprmeta-save"):
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+
+
+async def test_no_thread_at_all_is_an_error_for_the_caller_and_leaves_nothing_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = Recorder()
+    savers: Savers[tuple[str, int], int] = Savers(rec, workers=2)
+    with monkeypatch.context() as m:
+        _refuse_threads(m)
+        with pytest.raises(RuntimeError, match="no thread"):
+            savers.submit("a", ("a", 1))
+    assert savers.start_failures == 1 and savers.threads == 0
+    assert not savers._pending and not savers._ready
+    assert await asyncio.wait_for(savers.submit("a", ("a", 2)), 5) == 20  # tried again
+    savers.close()
+
+
+async def test_a_refused_second_thread_leaves_the_key_to_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec = Recorder()
+    rec.held["slow"] = threading.Event()
+    savers: Savers[tuple[str, int], int] = Savers(rec, workers=2)
+    slow = savers.submit("slow", ("slow", 1))
+    await asyncio.sleep(0.05)
+    with monkeypatch.context() as m:
+        _refuse_threads(m)
+        other = savers.submit("other", ("other", 2))  # no error: a thread exists
+    assert savers.start_failures == 1 and savers.threads == 1
+    assert not other.done()
+    rec.held["slow"].set()
+    assert await asyncio.wait_for(asyncio.gather(slow, other), 5) == [10, 20]
+    savers.close()
