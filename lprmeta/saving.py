@@ -79,6 +79,7 @@ class Savers(Generic[_J, _R]):
         self._ready: deque[str] = deque()
         self._busy: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._started = 0  # threads made, for their names
         self._idle = 0
         self._waking = 0
         self._closed = False
@@ -138,8 +139,9 @@ class Savers(Generic[_J, _R]):
             return True
         if len(self._threads) >= self._workers:
             return False
+        self._started += 1
         thread = threading.Thread(
-            target=self._run, name=f"lprmeta-{self._name}-{len(self._threads)}", daemon=True
+            target=self._run, name=f"lprmeta-{self._name}-{self._started}", daemon=True
         )
         self._threads.append(thread)
         return thread
@@ -147,7 +149,7 @@ class Savers(Generic[_J, _R]):
     def _act(self, action: threading.Thread | bool) -> bool:
         """Outside the lock: do what :meth:`_dispatch` said. False when a thread was
         needed and the system refused one (it is forgotten, so the next submit tries
-        again, and the threads there are take the key in turn)."""
+        again; the threads that exist take the key in turn)."""
         if action is True:
             self._tokens.put(None)
         elif isinstance(action, threading.Thread):

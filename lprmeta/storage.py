@@ -85,6 +85,9 @@ class ImageStore:
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+# Directories known to exist: one a camera a day, so months unattended would grow the
+# set for ever; past this many it starts again (a makedirs of an existing one is cheap).
+_MADE_MAX = 4096
 
 
 def _write_new(directory: str, path: str, data: bytes, *, made: set[str]) -> None:
@@ -94,6 +97,8 @@ def _write_new(directory: str, path: str, data: bytes, *, made: set[str]) -> Non
     on ext4, and the Python around it was as much again)."""
     if directory not in made:
         os.makedirs(directory, exist_ok=True)  # noqa: PTH103  # str paths: see above
+        if len(made) >= _MADE_MAX:
+            made.clear()
         made.add(directory)
     tmp = path + ".part"
     fd = os.open(tmp, _NEW_FILE, 0o666)

@@ -73,3 +73,22 @@ def test_a_day_directory_removed_meanwhile_is_made_again(tmp_path: Path) -> None
     assert again.path is not None
     assert Path(again.path).read_bytes() == JPEG
     assert not list(Path(again.path).parent.glob("*.part"))
+
+
+def test_the_set_of_known_directories_stays_bounded(tmp_path: Path) -> None:
+    """One directory a camera a day: a daemon running for years must not keep every one
+    it ever made in memory. Past the bound it forgets them and goes on saving."""
+    from lprmeta import storage
+
+    store = ImageStore(tmp_path / "snaps")
+    for i in range(storage._MADE_MAX + 50):
+        event = Event(kind=Kind.PLATE, camera=f"cam{i}", source=Source.TCP, plate="AB12")
+        ref = store.save(event, Picture("plate", JPEG))
+        assert ref.missing is None and ref.path is not None
+    assert len(store._made) <= storage._MADE_MAX
+    again = store.save(
+        Event(kind=Kind.PLATE, camera="cam0", source=Source.TCP, plate="AB12"),
+        Picture("plate", JPEG),
+    )
+    assert again.missing is None and again.path is not None
+    assert Path(again.path).read_bytes() == JPEG
