@@ -3,12 +3,15 @@ read its stdout lines with arrival times, and summarise latencies."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +22,40 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# Files a run made are not deleted before the last figure of the outermost benchmark is
+# measured (run_all.py's children, ab_pipeline.py's alternating runs): ``discard`` moves
+# them into one trash directory (a rename, nothing freed), and the process that made the
+# trash empties it at its exit. Why: this machine's root file system is ext4 without a
+# journal, where creating a file scans past every inode freed in the last one to six
+# minutes (``recently_deleted`` in ext4's inode allocator; perf showed it as 25% of the
+# CPU of the HTTP pipeline run right after the previous run's pictures were deleted). A
+# daemon keeping its pictures does not pay that; a benchmark deleting 10,000 pictures
+# between two runs made the second pay it, and the figure was the benchmark's own.
+TRASH_ENV = "LPRMETA_BENCH_TRASH"
+if not os.environ.get(TRASH_ENV):
+    os.environ[TRASH_ENV] = tempfile.mkdtemp(prefix="lprmeta-bench-trash-")  # children too
+    atexit.register(shutil.rmtree, os.environ[TRASH_ENV], ignore_errors=True)
+
+
+def discard(path: Path) -> None:
+    """Remove ``path`` (a run's work directory) once every benchmark of this command has
+    measured: moved into the trash now, deleted at the outermost benchmark's exit."""
+    if not path.exists():
+        return
+    trash = Path(os.environ[TRASH_ENV])
+    try:
+        trash.mkdir(parents=True, exist_ok=True)
+        path.rename(tempfile.mkdtemp(prefix=path.name + "-", dir=trash))
+    except OSError:  # another file system: delete now
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def settle_disk() -> None:
+    """Before a measured run: the previous run's pictures written out (``sync``), so the
+    kernel does not throttle this run's writes for the last one's dirty pages."""
+    os.sync()
 
 
 def cpu_seconds(pid: int) -> float:

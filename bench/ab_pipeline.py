@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, machine, save
+from _common import ROOT, discard, machine, save
 
 
 def run_once(tree: Path, only: str, events: int) -> dict[str, int]:
@@ -84,7 +84,7 @@ def main() -> None:
             )
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     summary: dict[str, Any] = {}
     print(f"\n{rev} -> this tree, {args.rounds} alternating runs, events/s per core of CPU:")
     for kind in args.only.split(","):

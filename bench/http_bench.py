@@ -25,7 +25,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -35,11 +34,13 @@ from typing import Any
 from _common import (
     LineReader,
     cpu_seconds,
+    discard,
     machine,
     percentiles,
     pin,
     rss_mib,
     save,
+    settle_disk,
     start_daemon,
     table,
     wait_for_log,
@@ -191,12 +192,14 @@ def main() -> None:
     try:
         wait_for_log(daemon, b"HTTP receiver listening")
         asyncio.run(load.closed_loop(2, args.concurrency))  # warm-up
+        settle_disk()
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         done = asyncio.run(load.closed_loop(args.seconds, args.concurrency))
         wall = time.monotonic() - t0
         cpu_tp = (cpu_seconds(daemon.pid) - c0) / wall * 100
         posts_s = done / wall
         time.sleep(2)  # let the snapshot writes and lines of phase 1 settle
+        settle_disk()
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         asyncio.run(load.open_loop(args.rate, args.seconds))
         wall = time.monotonic() - t0
@@ -213,7 +216,7 @@ def main() -> None:
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     line_p = percentiles(lat)
     reply_p = percentiles([r * 1000 for r in load.replies])
     result: dict[str, Any] = {

@@ -34,7 +34,6 @@ import asyncio
 import cProfile
 import os
 import pstats
-import shutil
 import sys
 import tempfile
 import threading
@@ -44,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, machine, save
+from _common import ROOT, discard, machine, pin, save, settle_disk
 
 sys.path.insert(0, str(ROOT))
 
@@ -267,6 +266,7 @@ def main() -> None:
         "single runs differ by 20%%), every run is kept in the JSON",
     )
     args = ap.parse_args()
+    pin({0})  # one core: the loop and the picture threads share it, as the figure
     work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-pipeline-"))
     result: dict[str, Any] = {"machine": machine()}
     try:
@@ -275,8 +275,9 @@ def main() -> None:
             print(f"{kind}: {n:,} inputs", flush=True)
             runs = []
             for _ in range(max(1, args.repeat)):
+                settle_disk()
                 runs.append(asyncio.run(feed(kind, n, work)))
-                shutil.rmtree(work / "snaps", ignore_errors=True)
+                discard(work / "snaps")
             figures = max(runs, key=lambda r: r["events_per_s_cpu"])
             figures["runs_events_per_s_cpu"] = [r["events_per_s_cpu"] for r in runs]
             if kind == "profile-m":
@@ -296,9 +297,9 @@ def main() -> None:
                 for row in figures["profile"]["top"][:6]:
                     print(f"    {row['percent']:5.1f}%  {row['function']}  [{row['stage']}]")
             result[kind] = figures
-            shutil.rmtree(work / "snaps", ignore_errors=True)
+            discard(work / "snaps")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     print(f"saved {save('pipeline', result)}")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from _common import (
     LineReader,
     SimProcess,
     cpu_seconds,
+    discard,
     machine,
     percentiles,
     pin,
@@ -104,7 +104,7 @@ def run_daemon(args: argparse.Namespace, analytics: float, scene: float = 0.0) -
         daemon.terminate()
         daemon.wait(timeout=15)
         sim.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     lat = [(arrivals[p] - t) * 1000 for p, (t,) in sim.sent.items() if p in arrivals]
     return {
         "streams": args.cameras,

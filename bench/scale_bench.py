@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import socket
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from _common import (
     LineReader,
     SimProcess,
     cpu_seconds,
+    discard,
     family,
     family_cpu_seconds,
     machine,
@@ -40,6 +40,7 @@ from _common import (
     pin,
     rss_mib,
     save,
+    settle_disk,
     start_daemon,
     table,
     wait_for_log,
@@ -54,20 +55,26 @@ class Sim(SimProcess):
 
 
 class PictureCounter(threading.Thread):
-    """Counts (and deletes) the pictures the daemon has saved."""
+    """Counts the pictures the daemon has saved: once at the end, or (``delete``, the
+    soak, whose pictures would fill the disk) every 5 s, deleting what it counted. Only
+    the soak deletes while the daemon runs: on this machine's ext4 without a journal,
+    every file created in the minutes after a deletion pays for the inodes freed (see
+    ``_common.discard``), a cost a daemon keeping its pictures for days does not have."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, delete: bool) -> None:
         super().__init__(daemon=True)
         self.root = root
+        self.delete = delete
         self.count = 0
         self.stop = threading.Event()
 
     def sweep(self) -> None:
         for path in self.root.rglob("*.jpg"):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue
+            if self.delete:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
             self.count += 1
 
     def run(self) -> None:
@@ -185,13 +192,15 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
             missing_pictures[0] += sum(1 for i in line["images"] if i.get("missing"))
 
     LineReader(daemon.stdout, on_line).start()
-    counter = PictureCounter(work / "snaps")
+    counter = PictureCounter(work / "snaps", delete=bool(args.soak_minutes))
     samples: list[dict[str, float]] = []
     try:
         wait_for_log(daemon, b"lprmeta running")
         sim.wait_status("consumers", n_tcp + n_rtsp)
         time.sleep(2)
-        counter.start()
+        settle_disk()
+        if counter.delete:
+            counter.start()
         c0, p0, t0 = family_cpu_seconds(daemon.pid), cpu_seconds(daemon.pid), time.monotonic()
         sim.go()
         next_sample = t0 + (60 if args.soak_minutes else 10)
@@ -216,13 +225,14 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
         sim.wait_done(60)
         time.sleep(5)  # the last pictures and lines
         counter.stop.set()
-        counter.join()
+        if counter.is_alive():
+            counter.join()
         counter.sweep()
     finally:
         daemon.terminate()
         daemon.wait(timeout=15)
         sim.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     lat = [(arrivals[p] - t) * 1000 for p, (t, _) in sim.sent.items() if p in arrivals]
     sent_pictures = sum(n for _, n in sim.sent.values())
     result: dict[str, Any] = {

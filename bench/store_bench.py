@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, machine, percentiles, save, table
+from _common import ROOT, discard, machine, percentiles, save, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -277,7 +276,7 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.close()
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     save("store", results)
     rows = []
     for kind in kinds:

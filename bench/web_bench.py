@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, cpu_seconds, machine, percentiles, save, table
+from _common import ROOT, cpu_seconds, discard, machine, percentiles, save, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -214,7 +214,7 @@ async def read_to_row(cameras: int, seconds: float) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(d.quit)
         await stop(proc)
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     latencies = [(rows[i] - t) * 1000 for i, t in sent.items() if i in rows]
     return {
         "cameras": cameras,
@@ -301,7 +301,7 @@ async def first_paint(db_dir: Path, events: int, loads: int) -> dict[str, Any]:
     finally:
         await asyncio.to_thread(d.quit)
         await stop(proc)
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
     return out
 
 
