@@ -360,13 +360,17 @@ def parse_document(doc: bytes, *, max_size: int = DEFAULT_MAX_DOCUMENT) -> Parse
     # "{*}" matches any namespace (or none). iter()/iterchildren() filter in C; the
     # path forms (find, iterfind) would go through lxml's Python ElementPath.
     found = root.iter("{*}NotificationMessage")
-    notifications = tuple(_notification(nm) for nm in itertools.islice(found, MAX_NOTIFICATIONS))
-    skipped = sum(1 for _ in found)
+    notifications = tuple([_notification(nm) for nm in itertools.islice(found, MAX_NOTIFICATIONS)])
+    skipped = sum(1 for _ in found) if len(notifications) == MAX_NOTIFICATIONS else 0
+    # A document in an ASCII-compatible encoding (every camera's: UTF-8) without the
+    # bytes "VideoAnalytics" has no such element: the filtered walk (1 us) is not needed.
+    if b"VideoAnalytics" not in doc and b"\x00" not in doc[:4]:
+        return ParsedDocument(notifications, 0, skipped, _NO_SCENE)
     frames = sum(
         sum(1 for _ in va.iterchildren("{*}Frame")) or 1
         for va in root.iterchildren("{*}VideoAnalytics")
     )
-    scene = scene_objects(root) if frames and has_scene_plates(doc, deletes=True) else SceneParse()
+    scene = scene_objects(root) if frames and has_scene_plates(doc, deletes=True) else _NO_SCENE
     return ParsedDocument(notifications, frames, skipped, scene)
 
 
@@ -420,22 +424,35 @@ def _notification(nm: Any) -> Notification:
     """One NotificationMessage: its topic, its tt:Message's attributes, and the items of
     the message's Source, Key and Data (the items that are their children; at most
     MAX_ITEMS of them), each part's element visited once."""
-    parts: dict[str, dict[str, str]] = {"Source": {}, "Key": {}, "Data": {}}
+    source: dict[str, str] = {}
+    key: dict[str, str] = {}
+    data: dict[str, str] = {}
+    buckets = {"Source": source, "Key": key, "Data": data}
     message: Any | None = None
     budget = [_MAX_ELEMENT_VISITS]
     left = MAX_ITEMS
     over = False
     # One proxy per part and per item: an item's getparent() would make its part's
-    # proxy again for every item (most of this function's time, measured).
+    # proxy again for every item (most of this function's time, measured). A tag is
+    # compared by its end: "{ns}SimpleItem" (or a prefix-less "SimpleItem") is the only
+    # local name ending so; a longer local name ending in it ("MySimpleItem") is checked
+    # whole, as before (11 -> 7 us for the guide's notification, measured).
     for part in nm.iter("{*}Source", "{*}Key", "{*}Data"):
-        bucket = parts[_local(part.tag)]
+        tag = part.tag
+        bucket = buckets[tag[tag.rfind("}") + 1 :]]
         for item in part:  # every child; unfiltered iteration costs half a filtered one
             tag = item.tag
-            if not isinstance(tag, str):
+            if type(tag) is not str:
                 continue  # a comment
-            local = tag[tag.rfind("}") + 1 :]
-            simple = local == "SimpleItem"
-            if not simple and local != "ElementItem":
+            if tag.endswith("SimpleItem"):
+                if len(tag) != 10 and tag[-11] != "}":
+                    continue  # "MySimpleItem": not an item
+                simple = True
+            elif tag.endswith("ElementItem"):
+                if len(tag) != 11 and tag[-12] != "}":
+                    continue
+                simple = False
+            else:
                 continue
             if left <= 0:
                 over = True
@@ -458,15 +475,19 @@ def _notification(nm: Any) -> Notification:
         message = _child(outer, "{*}Message") if outer is not None else None
         message = outer if message is None else message
     topic = _child(nm, "{*}Topic")
-    skipped = over or budget[0] < 0
+    if message is not None:
+        utc_time = message.get("UtcTime")
+        operation = message.get("PropertyOperation")
+    else:
+        utc_time = operation = None
     return Notification(
-        topic=(topic.text or "").strip() if topic is not None else "",
-        utc_time=message.get("UtcTime") if message is not None else None,
-        operation=message.get("PropertyOperation") if message is not None else None,
-        source=parts["Source"],
-        key=parts["Key"],
-        data=parts["Data"],
-        items_skipped=skipped,
+        (topic.text or "").strip() if topic is not None else "",
+        utc_time,
+        operation,
+        source,
+        key,
+        data,
+        over or budget[0] < 0,
     )
 
 

@@ -386,3 +386,39 @@ def test_a_long_topic_is_read_whole_and_not_kept_in_the_topic_cache() -> None:
     for i in range(100_000):
         assert onvif._topic_kind(f"tns1:{'x' * 300}/{i}") == (False, False)
     assert onvif._cached_topic_kind.cache_info().currsize - before <= 1
+
+
+def test_only_simple_and_element_items_are_items_whatever_their_prefix() -> None:
+    """Items are told by their local name, compared whole: ``MySimpleItem`` and
+    ``SimpleItems`` are not items; ``SimpleItem`` with no namespace (the guide's
+    undeclared prefixes) and under any prefix is; comments are skipped."""
+    doc = (
+        b'<tt:MetadataStream xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:x="urn:x"'
+        b' xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2"><tt:Event><wsnt:NotificationMessage>'
+        b"<wsnt:Topic>tns1:RuleEngine/LicensePlateDetector/LicensePlate</wsnt:Topic>"
+        b'<wsnt:Message><tt:Message UtcTime="2026-01-01T00:00:00Z"><tt:Data>'
+        b'<tt:MySimpleItem Name="NotAnItem" Value="1"/><!-- a comment -->'
+        b'<tt:SimpleItems Name="NorThis" Value="2"/><x:SimpleItem Name="LicensePlateResult"'
+        b' Value="AB123"/><SimpleItem Name="LicenseCarSpeed" Value="30"/>'
+        b'<tt:MyElementItem Name="NotThisEither"><tt:V>3</tt:V></tt:MyElementItem>'
+        b'<x:ElementItem Name="Box"><tt:R><tt:W>4</tt:W></tt:R></x:ElementItem>'
+        b"</tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage></tt:Event>"
+        b"</tt:MetadataStream>"
+    )
+    parsed = parse_document(doc)
+    (n,) = parsed.notifications
+    assert n.data == {"LicensePlateResult": "AB123", "LicenseCarSpeed": "30", "Box.W": "4"}
+    assert n.utc_time == "2026-01-01T00:00:00Z"
+    (read,) = document_events(doc, camera="c", received=NOW)[0]
+    assert (read.event.plate, read.event.speed_kmh) == ("AB123", 30.0)
+
+
+def test_analytics_frames_are_counted_in_any_encoding() -> None:
+    """A document without the bytes ``VideoAnalytics`` skips the search for its frames;
+    one in UTF-16 (the bytes differ) is still searched."""
+    text = (ONVIF / "several_notifications.xml").read_text("utf-8").strip()
+    body = text.split("?>", 1)[1] if text.startswith("<?xml") else text
+    utf16 = b"\xfe\xff" + ('<?xml version="1.0" encoding="UTF-16"?>' + body).encode("utf-16-be")
+    assert b"VideoAnalytics" not in utf16
+    assert parse_document(utf16).analytics_frames == 1
+    assert parse_document(body.encode()).analytics_frames == 1
