@@ -1,5 +1,6 @@
-"""The per-event path of two trees, compared fairly: ``pipeline_bench.py`` of an older
-revision and of this tree, run alternately, medians compared.
+"""The per-event path of two trees, compared fairly: ``pipeline_bench.py`` (or, with
+``--bench http``, ``http_bench.py``) of an older revision and of this tree, run
+alternately, medians compared.
 
 On a virtual machine single runs of the same tree differ by up to 40% from one minute
 to the next (neighbours, the shared disk: file creation is most of a picture's cost),
@@ -10,6 +11,10 @@ printed, every run kept in ``bench/results/ab_pipeline.json``.
 
     python bench/ab_pipeline.py --before 7a607eb [--rounds 8] [--only tcp,http-new,...]
                                 [--events 10000]
+    python bench/ab_pipeline.py --before 7a607eb --bench http [--seconds 10] [--rounds 4]
+
+The http figures are the closed loop's POSTs/s and the request -> JSON line p99 at
+1,000/s (``http_bench.py --no-disk-writer``); the rounds go ABBA, as the pipeline's.
 """
 
 from __future__ import annotations
@@ -52,13 +57,32 @@ def run_once(tree: Path, only: str, events: int) -> dict[str, int]:
     return {kind: int(result[kind]["events_per_s_cpu"]) for kind in only.split(",")}
 
 
+HTTP_FIGURES = ("posts_per_s", "line_p99_ms")
+
+
+def run_http(tree: Path, seconds: float) -> dict[str, float]:
+    """One run of ``http_bench.py`` in ``tree``: the daemon is that tree's lprmeta."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, str(tree / "bench" / "http_bench.py"), "--no-disk-writer"]
+    cmd += ["--seconds", str(seconds)]
+    subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads((tree / "bench" / "results" / "http.json").read_text())
+    return {
+        "posts_per_s": result["throughput_posts_per_s"],
+        "line_p99_ms": result["line_latency_ms"]["p99"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", required=True, help="the older revision (anything git names)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--only", default="rtsp,tcp,http-old,http-new")
     ap.add_argument("--events", type=int, default=10_000)
+    ap.add_argument("--bench", choices=("pipeline", "http"), default="pipeline")
+    ap.add_argument("--seconds", type=float, default=10, help="http: each phase's length")
     args = ap.parse_args()
+    kinds = HTTP_FIGURES if args.bench == "http" else tuple(args.only.split(","))
     rev = subprocess.run(
         ["git", "rev-parse", "--short", args.before],
         cwd=ROOT,
@@ -74,10 +98,16 @@ def main() -> None:
     try:
         for script in (ROOT / "bench").glob("*.py"):  # the same bench code for both trees
             shutil.copy2(script, before / "bench" / script.name)
-        runs: dict[str, list[dict[str, int]]] = {"before": [], "after": []}
+        runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
         for n in range(args.rounds):
-            for name, tree in (("before", before), ("after", ROOT)):
-                runs[name].append(run_once(tree, args.only, args.events))
+            # ABBA: the tree that goes first alternates, so what one run leaves behind
+            # (the disk still writing its pictures, a warm cache) falls on both alike.
+            order = [("before", before), ("after", ROOT)]
+            for name, tree in order if n % 2 == 0 else order[::-1]:
+                if args.bench == "http":
+                    runs[name].append(run_http(tree, args.seconds))
+                else:
+                    runs[name].append(run_once(tree, args.only, args.events))
             print(
                 f"round {n + 1}: before {runs['before'][-1]}  after {runs['after'][-1]}",
                 flush=True,
@@ -86,17 +116,19 @@ def main() -> None:
         subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
         discard(work)
     summary: dict[str, Any] = {}
-    print(f"\n{rev} -> this tree, {args.rounds} alternating runs, events/s per core of CPU:")
-    for kind in args.only.split(","):
+    unit = "POSTs/s and ms" if args.bench == "http" else "events/s per core of CPU"
+    print(f"\n{rev} -> this tree, {args.rounds} alternating runs, {unit}:")
+    for kind in kinds:
         b = [r[kind] for r in runs["before"]]
         a = [r[kind] for r in runs["after"]]
         mb, ma = statistics.median(b), statistics.median(a)
         summary[kind] = {"before": b, "after": a, "median_before": mb, "median_after": ma}
         print(
-            f"  {kind:9} median {mb:8,.0f} -> {ma:8,.0f}  ({ma / mb:.2f}x; "
+            f"  {kind:11} median {mb:8,.1f} -> {ma:8,.1f}  ({ma / mb:.2f}x; "
             f"ranges {min(b):,}-{max(b):,} and {min(a):,}-{max(a):,})"
         )
-    print(f"saved {save('ab_pipeline', {'machine': machine(), 'before': rev, 'kinds': summary})}")
+    name = "ab_http" if args.bench == "http" else "ab_pipeline"
+    print(f"saved {save(name, {'machine': machine(), 'before': rev, 'kinds': summary})}")
 
 
 if __name__ == "__main__":
