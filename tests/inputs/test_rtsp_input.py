@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import io
 import json
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from structlog.testing import capture_logs
 from lprmeta.bus import Subscription
 from lprmeta.daemon import Daemon
 from lprmeta.events import Event
+from lprmeta.inputs.rtsp_session import RtspSession
 from lprmeta.simulator.script import Read, ReadFactory
 from lprmeta.simulator.web import CameraWebServer, DeviceIdentity
 
@@ -94,6 +97,12 @@ async def test_plates_arrive_with_their_pictures(
                 assert img.role == "plate" and img.missing is None
                 assert sha_of(img.path) == img.sha256 == hashlib.sha256(read.plate_jpeg).hexdigest()
             assert d.stats.get("pictures_fetched", "lane-1") == 3
+            # The session's reader does not preempt the event loop when a packet comes.
+            readers = [t for t in threading.enumerate() if isinstance(t, RtspSession)]
+            assert readers and all(t.native_id is not None for t in readers)
+            for t in readers:
+                assert os.sched_getscheduler(t.native_id or 0) == os.SCHED_BATCH
+            assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the loop's thread is not
     finally:
         await server.close()
 
