@@ -12,9 +12,13 @@ printed, every run kept in ``bench/results/ab_pipeline.json``.
     python bench/ab_pipeline.py --before 7a607eb [--rounds 8] [--only tcp,http-new,...]
                                 [--events 10000]
     python bench/ab_pipeline.py --before 7a607eb --bench http [--seconds 10] [--rounds 4]
+    python bench/ab_pipeline.py --before 7a607eb --bench rtsp [--seconds 30] [--rounds 4]
 
 The http figures are the closed loop's POSTs/s and the request -> JSON line p99 at
-1,000/s (``http_bench.py --no-disk-writer``); the rounds go ABBA, as the pipeline's.
+1,000/s (``http_bench.py --no-disk-writer``); the rtsp figures are those of
+``rtsp_bench.py``'s first phase (200 streams x 10 plate documents/s): the daemon's CPU,
+its event loop thread's, the last fragment -> JSON line p99, plates lost. The rounds go
+ABBA, as the pipeline's.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, discard, machine, save
+from _common import ROOT, discard, machine, pin, save
 
 
 def run_once(tree: Path, only: str, events: int) -> dict[str, int]:
@@ -58,6 +62,31 @@ def run_once(tree: Path, only: str, events: int) -> dict[str, int]:
 
 
 HTTP_FIGURES = ("posts_per_s", "line_p99_ms")
+RTSP_FIGURES = ("cpu_percent", "loop_cpu_percent", "line_p99_ms", "lost")
+
+
+def run_rtsp(tree: Path, seconds: float) -> dict[str, float]:
+    """``rtsp_bench.py``'s plates phase with ``tree``'s daemon (and simulator): this
+    process runs the harness on core 1, the daemon it starts imports from ``tree``."""
+    import rtsp_bench  # noqa: PLC0415  # only this mode needs it
+
+    pin({1})
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        args = argparse.Namespace(cameras=200, rate=10.0, seconds=seconds, skip_ffmpeg=True)
+        plates = rtsp_bench.run_daemon(args, 0.0)
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+    return {
+        "cpu_percent": plates["cpu_percent"],
+        "loop_cpu_percent": plates["loop_thread_cpu_percent"],
+        "line_p99_ms": plates["latency_ms"]["p99"],
+        "lost": plates["lost"],
+    }
 
 
 def run_http(tree: Path, seconds: float) -> dict[str, float]:
@@ -79,10 +108,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--only", default="rtsp,tcp,http-old,http-new")
     ap.add_argument("--events", type=int, default=10_000)
-    ap.add_argument("--bench", choices=("pipeline", "http"), default="pipeline")
-    ap.add_argument("--seconds", type=float, default=10, help="http: each phase's length")
+    ap.add_argument("--bench", choices=("pipeline", "http", "rtsp"), default="pipeline")
+    ap.add_argument("--seconds", type=float, default=10, help="http, rtsp: a phase's length")
     args = ap.parse_args()
-    kinds = HTTP_FIGURES if args.bench == "http" else tuple(args.only.split(","))
+    kinds = {"http": HTTP_FIGURES, "rtsp": RTSP_FIGURES}.get(
+        args.bench, tuple(args.only.split(","))
+    )
     rev = subprocess.run(
         ["git", "rev-parse", "--short", args.before],
         cwd=ROOT,
@@ -106,6 +137,8 @@ def main() -> None:
             for name, tree in order if n % 2 == 0 else order[::-1]:
                 if args.bench == "http":
                     runs[name].append(run_http(tree, args.seconds))
+                elif args.bench == "rtsp":
+                    runs[name].append(run_rtsp(tree, args.seconds))
                 else:
                     runs[name].append(run_once(tree, args.only, args.events))
             print(
@@ -116,18 +149,21 @@ def main() -> None:
         subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
         discard(work)
     summary: dict[str, Any] = {}
-    unit = "POSTs/s and ms" if args.bench == "http" else "events/s per core of CPU"
+    unit = {"http": "POSTs/s and ms", "rtsp": "% of a core, ms, plates"}.get(
+        args.bench, "events/s per core of CPU"
+    )
     print(f"\n{rev} -> this tree, {args.rounds} alternating runs, {unit}:")
     for kind in kinds:
         b = [r[kind] for r in runs["before"]]
         a = [r[kind] for r in runs["after"]]
         mb, ma = statistics.median(b), statistics.median(a)
         summary[kind] = {"before": b, "after": a, "median_before": mb, "median_after": ma}
+        ratio = f"{ma / mb:.2f}x" if mb else "-"
         print(
-            f"  {kind:11} median {mb:8,.1f} -> {ma:8,.1f}  ({ma / mb:.2f}x; "
+            f"  {kind:11} median {mb:8,.1f} -> {ma:8,.1f}  ({ratio}; "
             f"ranges {min(b):,}-{max(b):,} and {min(a):,}-{max(a):,})"
         )
-    name = "ab_http" if args.bench == "http" else "ab_pipeline"
+    name = {"http": "ab_http", "rtsp": "ab_rtsp"}.get(args.bench, "ab_pipeline")
     print(f"saved {save(name, {'machine': machine(), 'before': rev, 'kinds': summary})}")
 
 
