@@ -653,6 +653,17 @@ def weighed_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None, int]:
 _SCALARS: Final = (int, float, bool, type(None))
 
 
+def text_items_weight(items: Mapping[str, str]) -> int | None:
+    """What :func:`_whole_weight` adds for ``items``, a dictionary of texts by name (an
+    ONVIF notification's items), or ``None`` when it would cut one: its sums in C."""
+    if not items:
+        return 0
+    keys = sum(map(len, items))
+    if max(map(len, items)) > 256 or max(map(len, items.values())) > MAX_RAW_TEXT:
+        return None
+    return keys + sum(map(len, items.values())) + 16 * len(items)
+
+
 def _whole_weight(raw: dict[str, Any]) -> int | None:
     """What :func:`weighed_raw` would weigh ``raw`` when it would keep it whole (plain
     JSON values, no text, key or list over its limit, all within the byte budget);
