@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import jsonschema
 import pytest
@@ -163,3 +164,37 @@ def test_merge_keeps_known_fields_and_every_image() -> None:
     assert m.details["sources"] == ["rtsp", "http"]
     assert m.raw == {"merged": [{"from": "rtsp"}, {"from": "http"}]}
     check_event(m)
+
+
+def test_fast_init_is_the_dataclass_init() -> None:
+    """Event's __init__ (slot descriptors, issue 17) takes what the dataclass's own takes
+    and gives the same event: the stdlib's is rebuilt here on a copy of the class."""
+    import dataclasses
+    import inspect
+
+    namespace: dict[str, Any] = {"__annotations__": dict(Event.__annotations__)}
+    for f in dataclasses.fields(Event):
+        namespace[f.name] = dataclasses.field(default=f.default, default_factory=f.default_factory)
+    reference: Any = dataclasses.dataclass(frozen=True, kw_only=True)(
+        type("Reference", (), namespace)
+    )
+    ours = inspect.signature(Event.__init__).parameters
+    theirs = inspect.signature(reference.__init__).parameters
+    assert list(ours) == list(theirs)
+    for name in ours:
+        assert ours[name].kind == inspect.Parameter.KEYWORD_ONLY or name == "self"
+        assert (ours[name].default is inspect.Parameter.empty) == (
+            theirs[name].default is inspect.Parameter.empty
+        ), name
+    given = {"kind": Kind.PLATE, "camera": "c", "source": Source.HTTP, "plate": "AB1"}
+    a, b = Event(**given), reference(**given)
+    for f in dataclasses.fields(Event):
+        if f.name not in ("id", "received"):
+            assert getattr(a, f.name) == getattr(b, f.name), f.name
+    assert a.details is not Event(**given).details  # a factory: a new dict each time
+    with pytest.raises(TypeError):
+        Event(kind=Kind.PLATE, camera="c")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Event(Kind.PLATE, "c", Source.HTTP)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.plate = "X"  # type: ignore[misc]
