@@ -656,12 +656,14 @@ _SCALARS: Final = (int, float, bool, type(None))
 def text_items_weight(items: Mapping[str, str]) -> int | None:
     """What :func:`_whole_weight` adds for ``items``, a dictionary of texts by name (an
     ONVIF notification's items), or ``None`` when it would cut one: its sums in C."""
-    if not items:
-        return 0
     keys = sum(map(len, items))
-    if max(map(len, items)) > 256 or max(map(len, items.values())) > MAX_RAW_TEXT:
+    values = sum(map(len, items.values()))
+    # A total under a limit has no part over it: the max()es only for long items.
+    if keys > 256 and max(map(len, items)) > 256:
         return None
-    return keys + sum(map(len, items.values())) + 16 * len(items)
+    if values > MAX_RAW_TEXT and max(map(len, items.values())) > MAX_RAW_TEXT:
+        return None
+    return keys + values + 16 * len(items)
 
 
 def _whole_weight(raw: dict[str, Any]) -> int | None:
