@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .events import Event
+from .events import Event, fast_frozen_init
 
 __all__ = ["Picture", "Read"]
 
@@ -24,6 +24,7 @@ class Picture:
     data: bytes
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Read:
     """One read as a parser made it: the event, and what the intake still has to do."""

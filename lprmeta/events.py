@@ -12,12 +12,12 @@ raises; the camera's original value is always kept in the event's ``raw``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import secrets
 import time as _time
 from collections.abc import Iterable, Mapping
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -38,6 +38,7 @@ __all__ = [
     "Vehicle",
     "VehicleType",
     "event_schema",
+    "fast_frozen_init",
     "format_time",
     "new_event_id",
     "plate_key",
@@ -439,17 +440,20 @@ class Event:
         )
 
 
-def _fast_frozen_init(cls: type[_C]) -> type[_C]:
-    """``cls`` (a frozen, slotted, keyword-only dataclass) with an ``__init__`` that sets
-    each field through its slot's descriptor. The dataclass's own calls
-    ``object.__setattr__(self, name, value)`` per field, a look-up by name each time:
-    5 us of an event's construction against 3 (measured), on every event of every
-    transport. The same parameters, defaults and factories; a test compares the two."""
+def fast_frozen_init(cls: type[_C]) -> type[_C]:
+    """``cls`` (a frozen, slotted dataclass) with an ``__init__`` that sets each field
+    through its slot's descriptor. The dataclass's own calls ``object.__setattr__(self,
+    name, value)`` per field, a look-up by name each time: 5 us of an event's
+    construction against 3 (measured), on every event of every transport. The same
+    parameters (positional, then keyword-only), defaults and factories; a test compares
+    the two for each class it is used on."""
     names: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
-    params: list[str] = []
+    positional: list[str] = []
+    keyword: list[str] = []
     body: list[str] = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         n = f.name
+        params = keyword if f.kw_only else positional
         names[f"_set_{n}"] = cls.__dict__[n].__set__
         if f.default is not dataclasses.MISSING:
             names[f"_default_{n}"] = f.default
@@ -461,7 +465,8 @@ def _fast_frozen_init(cls: type[_C]) -> type[_C]:
         else:
             params.append(n)
         body.append(f"_set_{n}(self, {n})")
-    source = f"def __init__(self, *, {', '.join(params)}):\n    " + "\n    ".join(body)
+    signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
+    source = f"def __init__({signature}):\n    " + "\n    ".join(body or ["pass"])
     exec(source, names)  # noqa: S102  # the source is built above from the field names only
     init = names["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -471,7 +476,7 @@ def _fast_frozen_init(cls: type[_C]) -> type[_C]:
 
 
 _C = TypeVar("_C")
-_fast_frozen_init(Event)
+fast_frozen_init(Event)
 
 
 def _value(member: StrEnum | None) -> str | None:

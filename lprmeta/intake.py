@@ -185,6 +185,9 @@ class Intake:
 
     def put(self, read: Read) -> None:
         """Hand over a read (TCP, RTSP: nobody waits for an answer)."""
+        if not read.pictures and not read.picture_paths and read.event.camera not in self._tails:
+            self._publish(read.event, read.weight)  # _start's fast path, without its future
+            return
         self._start(read)
 
     async def submit(self, read: Read) -> Event:
@@ -365,7 +368,7 @@ class Intake:
         if event.plate and self.matcher.lists:
             event = replace(event, matches=self.matcher.match(event.plate, event.camera))
         if self.health is not None:
-            self.health.saw_event(event.camera, event.source.value)
+            self.health.saw_event(event.camera, event.source._value_)
         out = self.bus.publish(event, weight=weight)
         if out is not None and self.durable is not None and event.id in self._awaited:
             self._commits[event.id] = self.durable.expect(out)

@@ -46,7 +46,7 @@ def fold_key(text: str) -> str:
 
 def expect_object(value: Any, what: str = "payload") -> Mapping[str, Any]:
     """``value`` when it is a JSON object, else the typed error every transport raises."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # the ABC's check: 0.5 us
         raise PayloadError(f"{what}: expected a JSON object, got {type(value).__name__}")
     return value
 

@@ -7,6 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from lprmeta.envelope import Read
 from lprmeta.events import (
     Brand,
     Color,
@@ -21,6 +22,7 @@ from lprmeta.events import (
     event_schema,
     format_time,
 )
+from lprmeta.protocol.onvif import Notification
 
 from .conftest import check_event
 
@@ -166,35 +168,62 @@ def test_merge_keeps_known_fields_and_every_image() -> None:
     check_event(m)
 
 
-def test_fast_init_is_the_dataclass_init() -> None:
-    """Event's __init__ (slot descriptors, issue 17) takes what the dataclass's own takes
-    and gives the same event: the stdlib's is rebuilt here on a copy of the class."""
+def _stdlib_twin(cls: type) -> Any:
+    """``cls`` rebuilt by the stdlib's dataclass: the reference for fast_frozen_init."""
+    import dataclasses
+
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for f in dataclasses.fields(cls):
+        namespace["__annotations__"][f.name] = f.type
+        namespace[f.name] = dataclasses.field(
+            default=f.default, default_factory=f.default_factory, kw_only=f.kw_only
+        )
+    return dataclasses.dataclass(frozen=True)(type(f"{cls.__name__}Twin", (), namespace))
+
+
+_EVENT_ARGS = {"kind": Kind.PLATE, "camera": "c", "source": Source.HTTP, "plate": "AB1"}
+
+
+@pytest.mark.parametrize(
+    ("cls", "args", "kwargs"),
+    [
+        (Event, (), _EVENT_ARGS),
+        (Read, (Event(**_EVENT_ARGS),), {"weight": 3}),
+        (Notification, ("t", "u", None, {"a": "b"}, {}, {}), {}),
+        (Notification, ("t", "u", None, {}, {}, {}, True), {}),
+    ],
+    ids=["Event", "Read", "Notification", "Notification-all"],
+)
+def test_fast_init_is_the_dataclass_init(
+    cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """An __init__ by fast_frozen_init (slot descriptors, issue 17) takes what the
+    dataclass's own takes and gives the same object."""
     import dataclasses
     import inspect
 
-    namespace: dict[str, Any] = {"__annotations__": dict(Event.__annotations__)}
-    for f in dataclasses.fields(Event):
-        namespace[f.name] = dataclasses.field(default=f.default, default_factory=f.default_factory)
-    reference: Any = dataclasses.dataclass(frozen=True, kw_only=True)(
-        type("Reference", (), namespace)
-    )
-    ours = inspect.signature(Event.__init__).parameters
+    reference = _stdlib_twin(cls)
+    ours = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
     theirs = inspect.signature(reference.__init__).parameters
     assert list(ours) == list(theirs)
     for name in ours:
-        assert ours[name].kind == inspect.Parameter.KEYWORD_ONLY or name == "self"
+        assert ours[name].kind == theirs[name].kind, name
         assert (ours[name].default is inspect.Parameter.empty) == (
             theirs[name].default is inspect.Parameter.empty
         ), name
-    given = {"kind": Kind.PLATE, "camera": "c", "source": Source.HTTP, "plate": "AB1"}
-    a, b = Event(**given), reference(**given)
-    for f in dataclasses.fields(Event):
+    a, b = cls(*args, **kwargs), reference(*args, **kwargs)
+    for f in dataclasses.fields(cls):
         if f.name not in ("id", "received"):
             assert getattr(a, f.name) == getattr(b, f.name), f.name
-    assert a.details is not Event(**given).details  # a factory: a new dict each time
     with pytest.raises(TypeError):
-        Event(kind=Kind.PLATE, camera="c")  # type: ignore[call-arg]
+        cls()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(a, dataclasses.fields(cls)[0].name, None)
+
+
+def test_fast_init_keeps_factories_fresh() -> None:
+    a, b = Event(**_EVENT_ARGS), Event(**_EVENT_ARGS)
+    assert a.details == {} and a.details is not b.details
+    assert a.id != b.id
     with pytest.raises(TypeError):
         Event(Kind.PLATE, "c", Source.HTTP)  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        a.plate = "X"  # type: ignore[misc]

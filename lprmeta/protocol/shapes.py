@@ -57,7 +57,7 @@ MARK_CLOSE: Final = "\ue001"
 _MARK = re.compile(f"{MARK_OPEN}([0-9]+){MARK_CLOSE}")
 # Bytes a slot value must not hold (see the module's docstring); a double quote it cannot
 # hold (the document is split at them), and it joins the values for one search.
-_UNSAFE = re.compile(rb"[\x00-\x1f<>&']")
+_UNSAFE: Final = bytes(range(0x20)) + b"<>&'"
 _ENCODING = re.compile(rb"""^\s*(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 
 
@@ -145,7 +145,7 @@ class Shapes(Generic[P]):
             return None
         values = shape.get_slots(pieces)
         joined = b'"'.join(values)
-        if _UNSAFE.search(joined):
+        if len(joined.translate(None, _UNSAFE)) != len(joined):  # 0.1 us; a regex 0.6
             return None
         try:
             text = joined.decode("utf-8")
