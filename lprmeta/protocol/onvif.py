@@ -646,8 +646,12 @@ _AXIS_FIELDS: Final = {
 
 def picture_paths(items: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """(role, path) of every picture a notification points at."""
+    return _picture_paths(items, _names(items))
+
+
+def _picture_paths(items: dict[str, str], names: _Names) -> tuple[tuple[str, str], ...]:
     out: list[tuple[str, str]] = []
-    for name, base in _names(items).paths:
+    for name, base in names.paths:
         value = items[name].strip()
         if value:
             role = f"{base}{len(out)}" if any(r == base for r, _ in out) else base
@@ -663,6 +667,7 @@ class _Names:
     times: frozenset[str]  # names that fold to "time": the message's UtcTime wins
     paths: tuple[tuple[str, str], ...]  # (name, role) of the picture paths, in order
     car_state: str | None  # Axis's carState
+    rules: tuple[str, ...]  # names that fold to "rule" (the Source's first is the rule)
 
 
 # Sets of names of up to this many names and characters are remembered (512 sets at most).
@@ -693,16 +698,8 @@ def _read_names(names: Iterable[str]) -> _Names:
             if f.endswith(PICTURE_PATH_KEYS)
         ),
         next((name for name, f in folded if f == "carstate"), None),
+        tuple(name for name, f in folded if f == "rule"),
     )
-
-
-@functools.lru_cache(maxsize=512)
-def _rule_name(names: tuple[str, ...]) -> str | None:
-    return _read_rule_name(names)
-
-
-def _read_rule_name(names: Iterable[str]) -> str | None:
-    return next((name for name in names if fold_key(name) == "rule"), None)
 
 
 def _notification_weight(n: Notification) -> int | None:
@@ -804,9 +801,11 @@ def notification_event(
         details["problems"] = problems
     if n.operation:
         details["operation"] = n.operation
-    rule = _rule_name(tuple(n.source)) if _cacheable(n.source) else _read_rule_name(n.source)
-    if rule and n.source[rule]:
-        details["rule"] = n.source[rule]
+    # items are the Source's, then the Key's and Data's: the first "rule" of the Source
+    # is the first of the names' that the Source has.
+    rule = next((n.source[name] for name in names.rules if name in n.source), None)
+    if rule:
+        details["rule"] = rule
     return normalize_json(
         body,
         camera=camera,
@@ -816,7 +815,7 @@ def notification_event(
         fields=inline,
         raw=raw,
         details=details,
-        picture_paths=picture_paths(items) if plate else (),
+        picture_paths=_picture_paths(items, names) if plate else (),
         weight=weight,
     )
 
