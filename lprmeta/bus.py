@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deadlines import Deadlines
 from .errors import UsageError
 from .events import Event, Kind, plate_key
 from .log import get_logger, log_counted
@@ -162,7 +162,7 @@ class Bus:
         self._subs: list[Subscription] = []
         self._held: dict[tuple[str, str], _Held] = {}
         # (camera, plate key) -> monotonic time until which further reads are duplicates.
-        self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._recent: Deadlines[tuple[str, str]] = Deadlines()
         self._closed = False
         self._log = get_logger("lprmeta.bus")
 
@@ -199,8 +199,17 @@ class Bus:
         id of the event this read goes out in (now, or once merged), or None when it goes
         out in none (a duplicate of one already out, or refused)."""
         if self._closed:
-            self.stats.inc("refused_after_close", event.camera)
-            self._log.warning("event after shutdown not delivered", camera=event.camera)
+            n = self.stats.inc("refused_after_close", event.camera)
+            # Said once (then every 100th): at shutdown, every camera's reads in flight
+            # arrive here, and a line each was most of the loop's work in those seconds.
+            log_counted(
+                self._log,
+                n,
+                "warning",
+                "event after shutdown not delivered",
+                camera=event.camera,
+                refused_after_close=n,
+            )
             return None
         self.stats.inc("received", event.camera)
         if event.kind is not Kind.PLATE or not event.plate or self.dedup_window <= 0:
@@ -218,11 +227,10 @@ class Bus:
             if held.seen >= held.expected:
                 self._release(key)
             return out
-        self._expire(now)
+        self._recent.expire(now)
         until = self._recent.get(key)
         if until is not None and now < until:
-            self._recent[key] = now + self.dedup_window
-            self._recent.move_to_end(key)
+            self._recent.remember(key, now + self.dedup_window, MAX_RECENT)
             n = self.stats.inc("duplicates", event.camera)
             self._log.debug(
                 "duplicate read suppressed",
@@ -244,18 +252,8 @@ class Bus:
         return event.id
 
     def _remember(self, key: tuple[str, str], now: float) -> None:
-        self._recent[key] = now + self.dedup_window
-        self._recent.move_to_end(key)
-        if len(self._recent) > MAX_RECENT:  # a flood of distinct plates: forget the oldest
-            self._recent.popitem(last=False)
-
-    def _expire(self, now: float) -> None:
-        # Entries are kept in order of their deadline (every update moves to the end).
-        while self._recent:
-            key, until = next(iter(self._recent.items()))
-            if until > now:
-                break
-            del self._recent[key]
+        # Past MAX_RECENT (a flood of distinct plates) the oldest is forgotten.
+        self._recent.remember(key, now + self.dedup_window, MAX_RECENT)
 
     def _release(self, key: tuple[str, str]) -> None:
         held = self._held.pop(key, None)

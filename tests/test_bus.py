@@ -67,6 +67,17 @@ async def test_close_ends_iteration_after_queued_events_even_when_full() -> None
     assert bus.stats.get("refused_after_close", "c") == 1
 
 
+def test_events_after_close_are_counted_each_and_said_once() -> None:
+    bus = Bus(dedup_window=0)
+    bus.close()
+    with capture_logs() as logs:
+        for i in range(150):
+            bus.publish(plate(f"X{i}"))
+    said = [r for r in logs if r["event"] == "event after shutdown not delivered"]
+    assert [r["log_level"] for r in said].count("warning") == 2  # the 1st and the 100th
+    assert bus.stats.get("refused_after_close", "c") == 150
+
+
 async def test_dedup_window_is_sliding_per_camera_and_plate() -> None:
     clock = FakeClock()
     bus = Bus(dedup_window=2.0, clock=clock)

@@ -36,12 +36,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 from ..config import CameraConfig, RtspConfig
+from ..deadlines import Deadlines
 from ..envelope import Read
 from ..errors import (
     AuthenticationFailed,
@@ -64,6 +64,8 @@ from .rtsp_session import RtspSession, with_credentials
 __all__ = ["RtspInput"]
 
 _DEDUP_SECONDS = 10.0
+# Digests of documents remembered at most (32 documents/s for the window is 320).
+_MAX_RECENT_DOCUMENTS = 100_000
 _OPEN_MARGIN = 0.25  # seconds past open_timeout before an open is given up
 
 
@@ -120,7 +122,7 @@ class RtspInput:
         self.session_timeout: int | None = None
         self.refresh: float | None = None
         self._sessions: set[RtspSession] = set()
-        self._recent: OrderedDict[bytes, float] = OrderedDict()
+        self._recent: Deadlines[bytes] = Deadlines()  # digest -> when it stops being a repeat
         self._session_no = 0
         self._closing = False
         # Profile M scene descriptions: one read per tracked object (protocol/scene.py).
@@ -315,13 +317,12 @@ class RtspInput:
         # Keyed by a digest, not the document: 1 MB documents at 32/s would otherwise hold
         # 320 MB here for the overlap window.
         key = hashlib.blake2b(doc, digest_size=16).digest()
-        if key in self._recent and now - self._recent[key] < _DEDUP_SECONDS:
+        until = self._recent.get(key)
+        if until is not None and now < until:
             self.stats.inc("overlap_duplicates", self.camera.name)
             return
-        self._recent[key] = now
-        self._recent.move_to_end(key)
-        while self._recent and now - next(iter(self._recent.values())) > _DEDUP_SECONDS:
-            self._recent.popitem(last=False)
+        self._recent.remember(key, now + _DEDUP_SECONDS, _MAX_RECENT_DOCUMENTS)
+        self._recent.expire(now)
         try:
             reads, parsed = document_events(
                 doc, camera=self.camera.name, received=self._now(), max_size=self.cfg.max_document
