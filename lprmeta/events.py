@@ -74,15 +74,21 @@ class WireEnum(StrEnum):
         if isinstance(value, int):
             return cls.from_code(value)
         if isinstance(value, str):
-            text = value.strip()
-            if text in ("", "-"):
-                return None
-            if text.isdecimal():
-                # A code is a small number; 5,000 digits (int() refuses past 4,300) are
-                # no code (decimal digits of any script are, as int() reads them).
-                return cls.from_code(int(text)) if len(text) <= 20 else cls("unknown")
-            return _lookup_name(cls, text)  # type: ignore[return-value]
+            if len(value) <= 64:  # a camera's handful of spellings: each read once
+                return _parse_text(cls, value)  # type: ignore[return-value]
+            return cls._parse_text(value)
         return cls("unknown")
+
+    @classmethod
+    def _parse_text(cls, value: str) -> Self | None:
+        text = value.strip()
+        if text in ("", "-"):
+            return None
+        if text.isdecimal():
+            # A code is a small number; 5,000 digits (int() refuses past 4,300) are
+            # no code (decimal digits of any script are, as int() reads them).
+            return cls.from_code(int(text)) if len(text) <= 20 else cls("unknown")
+        return _lookup_name(cls, text)  # type: ignore[return-value]
 
     @classmethod
     def from_code(cls, code: int) -> Self:
@@ -90,6 +96,11 @@ class WireEnum(StrEnum):
         if 0 <= code < len(table):
             return table[code]
         return cls("unknown")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(cls: type[WireEnum], value: str) -> WireEnum | None:
+    return cls._parse_text(value)
 
 
 @functools.cache
@@ -339,7 +350,7 @@ _ID_COUNTER = itertools.count()
 def new_event_id() -> str:
     """A unique, roughly time-ordered id: milliseconds since the epoch, 40 random bits
     drawn once per process, and a counter (no system call per event)."""
-    return f"{int(_time.time() * 1000):012x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
+    return f"{_time.time_ns() // 1_000_000:012x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
 
 
 def _utcnow() -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -41,17 +42,24 @@ def is_none(value: object) -> bool:
 
 def parse_speed(value: object) -> float | None:
     """``25``, ``"25"``, ``"25km/h"``, ``"15mph"`` (converted to km/h); ``"-"`` is None."""
-    if is_none(value) or isinstance(value, bool):
+    if isinstance(value, str):  # a camera sends a handful of speeds: each read once
+        return _speed_text(value) if len(value) < 64 else None
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         speed = float(value) if abs(value) < 1e300 else math.inf
         return speed if 0 <= speed < math.inf else None
-    if isinstance(value, str) and len(value) < 64 and (m := _SPEED.match(value)):
-        speed = float(m["num"])
-        if (m["unit"] or "").lower() == "mph":
-            speed = round(speed * _MPH, 2)
-        return speed
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _speed_text(value: str) -> float | None:
+    if is_none(value) or not (m := _SPEED.match(value)):
+        return None
+    speed = float(m["num"])
+    if (m["unit"] or "").lower() == "mph":
+        speed = round(speed * _MPH, 2)
+    return speed
 
 
 def parse_confidence(value: object) -> float | None:
