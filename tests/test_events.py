@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lprmeta.envelope import Read
 from lprmeta.events import (
@@ -136,6 +138,15 @@ def test_format_time() -> None:
     naive = datetime(2023, 9, 15, 6, 19, 57, 267000)
     assert format_time(naive) == "2023-09-15T06:19:57.267"
     assert format_time(None) is None
+    assert format_time(datetime(2023, 9, 15, tzinfo=UTC)) == "2023-09-15T00:00:00.000Z"
+    assert format_time(datetime(1, 1, 1, 0, 0, 0, 999, tzinfo=UTC)) == "0001-01-01T00:00:00.000Z"
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])))
+def test_format_time_of_aware_times_is_isoformats(value: datetime) -> None:
+    """The UTC fast path writes what isoformat(timespec="milliseconds") writes, Z for UTC."""
+    expected = value.isoformat(timespec="milliseconds")
+    assert format_time(value) == (expected[:-6] + "Z" if expected.endswith("+00:00") else expected)
 
 
 def test_merge_keeps_known_fields_and_every_image() -> None:

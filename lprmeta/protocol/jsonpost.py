@@ -19,6 +19,7 @@ import functools
 import itertools
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from ..envelope import Picture, Read
@@ -260,6 +261,9 @@ def _kind_of(f: _Fields) -> Kind:
     return Kind.EVENT
 
 
+_NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
 def normalize_json(
     body: Mapping[str, Any],
     *,
@@ -289,7 +293,7 @@ def normalize_json(
     if len(body) > MAX_KEYS:
         problems.append(f"{len(body)} keys; the first {MAX_KEYS} were read and kept")
         body = dict(itertools.islice(body.items(), MAX_KEYS))
-    fmap = dict(fields or {})
+    fmap = dict(fields) if fields else _NO_FIELDS
     f = _Fields(body, fmap, problems)
     kind = kind or _kind_of(f)  # the same lookups: not a second index of the body
     pictures: list[Picture] = []
@@ -330,7 +334,8 @@ def normalize_json(
             pictures.append(Picture(full_role, data))
             placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: {len(data)} bytes>"
 
-    take_pictures(body, f)
+    if f.image_keys():
+        take_pictures(body, f)
     builder = _BUILDERS.get(kind, _build_other)
     try:
         fields_out, found = builder(f, take_pictures)
