@@ -15,8 +15,7 @@ written to a pipe (the JSONL sink's own pipe writer; a thread drains the other e
   (deleted from the scene in the next frame): ``document_events`` -> tracker ->
   ``scene_read`` -> intake -> bus -> stdout; events/s counts frames.
 
-The process's collector is set as ``lprmeta run`` sets it (``daemon._settle_gc``). For
-each: events/s by the wall clock and by the process's CPU time (one core: the
+For each: events/s by the wall clock and by the process's CPU time (one core: the
 event loop's thread does the work; picture writes go to worker threads, counted in
 the CPU time), then a cProfile of a shorter run (the feeding only) with the share of
 each stage (parse, intake, bus, sink, pictures, asyncio, other) by the functions' own
@@ -33,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import os
 import pstats
 import sys
@@ -182,10 +180,6 @@ async def feed(
     # would be; a benchmark must not count those as work done).
     backlog = 2000 if kind in ("rtsp", "profile-m") else 100
     async with Daemon(config, stdout=stdout) as d:
-        # The collector as `lprmeta run` sets it once started (daemon._settle_gc): what
-        # start-up built frozen, the youngest generation collected every 10,000 objects.
-        gc.set_threshold(10_000, 20, 20)
-        gc.freeze()
         intake = d.intake
         if prof is not None:
             prof.enable()  # the feeding only: not building the inputs, not the start
@@ -205,8 +199,6 @@ async def feed(
         times1 = os.times()
         if prof is not None:
             prof.disable()
-    gc.unfreeze()  # the next kind starts as this one did
-    gc.set_threshold(700, 10, 10)
     stdout.close()
     drain.join(5)
     unsaved = d.stats.total("pictures_unsaved")
