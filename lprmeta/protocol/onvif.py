@@ -732,6 +732,8 @@ def _inline_pictures(items: dict[str, str]) -> dict[str, str]:
     """Items that carry a picture inline (base64; Axis's plate picture, a vendor's
     snapshot): canonical picture field -> item name, for the normaliser's field map."""
     out: dict[str, str] = {}
+    if not items or max(map(len, items.values())) < 64:
+        return out  # no value long enough for a picture (a plate read's): one pass in C
     free = ["evidence_image0", "evidence_image1"]
     for name, value in items.items():
         if len(value) < 64 or not value.lstrip().startswith(_INLINE_PICTURE):
@@ -803,9 +805,11 @@ def notification_event(
         details["operation"] = n.operation
     # items are the Source's, then the Key's and Data's: the first "rule" of the Source
     # is the first of the names' that the Source has.
-    rule = next((n.source[name] for name in names.rules if name in n.source), None)
-    if rule:
-        details["rule"] = rule
+    for name in names.rules:
+        if name in n.source:
+            if n.source[name]:
+                details["rule"] = n.source[name]
+            break
     return normalize_json(
         body,
         camera=camera,
