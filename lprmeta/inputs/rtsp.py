@@ -277,6 +277,11 @@ class RtspInput:
 
     def _fold(self, session: RtspSession) -> None:
         """Add what a session's thread counted to the camera's counters."""
+        assembler = session.assembler
+        total = session.analytics_documents + assembler.partial + assembler.oversize
+        if total == session.folded_total:
+            return  # nearly every document: the counters only grow, so none has moved
+        session.folded_total = total
         for name, value in (
             ("analytics_documents", session.analytics_documents),
             ("partial_documents", session.assembler.partial),

@@ -198,6 +198,7 @@ class RtspSession(threading.Thread):
         # a bool).
         self.scene_deletes = False
         self.folded: dict[str, int] = {}
+        self.folded_total = 0  # the sum of folded's counters: unchanged, nothing to fold
 
     @property
     def last_activity(self) -> float:
