@@ -113,7 +113,7 @@ class Shapes(Generic[P]):
         self.max_shapes = max_shapes
         self.max_seen = max_seen
         self._shapes: dict[bytes, _Shape[P] | None] = {}
-        self._seen: dict[bytes, None] = {}
+        self._seen: dict[bytes, bool] = {}
         self.hits = 0
         self.learned = 0
 
@@ -170,12 +170,12 @@ class Shapes(Generic[P]):
         key = self._key(pieces)
         if key in self._shapes:
             return  # not learnable (None), or learned while this one was parsed
-        if key not in self._seen:
+        # One call looks and takes (no look-then-delete that two threads could both pass).
+        if not self._seen.pop(key, False):
             if len(self._seen) >= self.max_seen:
                 self._seen.clear()
-            self._seen[key] = None
+            self._seen[key] = True
             return
-        del self._seen[key]
         slots = [i for i in range(1, len(pieces), 2) if self._slot_before.search(pieces[i - 1])]
         marked = list(pieces)
         for n, i in enumerate(slots):
