@@ -340,8 +340,8 @@ def parse_document(doc: bytes, *, max_size: int = DEFAULT_MAX_DOCUMENT) -> Parse
     above ``max_size``).
 
     A document of a shape seen before (a camera's plate notifications: the same bytes but
-    for the items' values and the time) is read by its shape, without a tree: 6 us
-    against 33 (see :mod:`.shapes` for why that reads exactly what lxml would)."""
+    for the items' values and the time) is read by its shape, without a tree: about 8 us
+    against 33-39 (see :mod:`.shapes` for why that reads exactly what lxml would)."""
     if len(doc) > max_size:
         raise PacketTooLarge(
             f"metadata document of {len(doc)} bytes is above the limit {max_size}",

@@ -32,10 +32,11 @@ Why a document read this way is exactly what the parser would have read:
 * Shapes are learned only from documents without ``<!`` (no DOCTYPE, comment or CDATA
   section), without NUL bytes and in UTF-8 (no other encoding declared).
 
-Bounded: at most ``max_shapes`` shapes are kept, and a document's shape is learned on
-its second sighting (``max_seen`` shapes seen once are remembered); when either table
-is full it is emptied, so a camera that never repeats a shape costs a split and a
-dictionary look-up per document, and the memory of a few hundred documents.
+Bounded: only documents of up to ``max_bytes`` (16 KiB) are learned or looked up; at most
+``max_shapes`` shapes are kept, and a document's shape is learned on its second sighting
+(``max_seen`` shapes seen once are remembered); when either table is full it is
+emptied, so a camera that never repeats a shape costs a split and a dictionary look-up
+per document, and the memory of a few hundred short documents.
 
 No I/O, no threads: the tables are plain dictionaries whose single operations are
 atomic under the GIL; two threads learning one shape at once learn it twice, the same.
@@ -107,11 +108,16 @@ class Shapes(Generic[P]):
         *,
         max_shapes: int = 64,
         max_seen: int = 256,
+        max_bytes: int = 16 * 1024,
     ) -> None:
         names = "|".join(re.escape(a) for a in slot_attributes)
         self._slot_before = re.compile(rf"\s(?:{names})\s*=\s*$".encode())
         self.max_shapes = max_shapes
         self.max_seen = max_seen
+        # Documents longer than this are neither learned nor looked up: the tables hold
+        # (max_shapes + max_seen) keys of at most this size (5 MiB by default), and a
+        # plate document is about 1 KiB.
+        self.max_bytes = max_bytes
         self._shapes: dict[bytes, _Shape[P] | None] = {}
         self._seen: dict[bytes, bool] = {}
         self.hits = 0
@@ -135,6 +141,8 @@ class Shapes(Generic[P]):
     def match(self, doc: bytes) -> tuple[P, list[str]] | None:
         """The plan of ``doc``'s shape and its slot values, or ``None`` (not a learned
         shape, or a value the parser must read)."""
+        if len(doc) > self.max_bytes:
+            return None
         pieces = doc.split(b'"')
         shape = self._shapes.get(self._key(pieces))
         if (
@@ -161,7 +169,7 @@ class Shapes(Generic[P]):
         learn it. ``compile_plan`` parses the marked document and returns the plan, or
         ``None`` (or raises :class:`NotLearnable`) when the shape cannot be read this way.
         """
-        if b"<!" in doc or b"\x00" in doc:
+        if len(doc) > self.max_bytes or b"<!" in doc or b"\x00" in doc:
             return
         declared = _ENCODING.match(doc)
         if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):

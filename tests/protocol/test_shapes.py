@@ -374,3 +374,12 @@ def test_threads_learning_at_once_neither_fail_nor_disagree() -> None:
         sys.setswitchinterval(old)
     assert not errors, errors[:1]
     assert SHAPES.hits > 0
+
+
+def test_long_documents_are_neither_learned_nor_looked_up() -> None:
+    """The tables hold keys of at most max_bytes: a camera's megabyte documents cannot
+    make them hold hundreds of megabytes."""
+    big = doc_of(speed="x" * SHAPES.max_bytes)
+    for _ in range(3):
+        assert by_default(big) == by_tree(big)
+    assert SHAPES.learned == 0 and len(SHAPES._seen) == 0 and SHAPES.hits == 0
