@@ -11,7 +11,8 @@ even pieces: tags, attribute names, element text) and inside them (the odd piece
 attribute values). The even pieces, joined, are the shape's key. Of the odd pieces,
 the values of the *slot* attributes (``Value`` and ``UtcTime`` for ONVIF items) are
 read from each document; every other attribute value (names, namespaces, topics' dialect)
-must be byte for byte the one the shape was learned with.
+must be byte for byte the one the shape was learned with. Documents of one structure with
+other constants (another camera's item names) are shapes of their own, under one key.
 
 Why a document read this way is exactly what the parser would have read:
 
@@ -88,14 +89,22 @@ def _getter(indices: Sequence[int]) -> Callable[[list[bytes]], tuple[bytes, ...]
 
 
 class _Shape(Generic[P]):
+    """One learned shape: its number of pieces, its constant attribute values (and where
+    they are), where its slot values are, and the caller's plan (None: not learnable)."""
+
     __slots__ = ("constants", "get_constants", "get_slots", "pieces", "plan")
 
-    def __init__(self, pieces: int, constants: dict[int, bytes], slots: list[int], plan: P):
+    def __init__(
+        self, pieces: int, where: list[int], constants: tuple[bytes, ...], slots: list[int], plan: P
+    ):
         self.pieces = pieces
-        self.get_constants = _getter(sorted(constants))
-        self.constants = tuple(constants[i] for i in sorted(constants))
+        self.get_constants = _getter(where)
+        self.constants = constants
         self.get_slots = _getter(slots)
         self.plan = plan
+
+    def fits(self, pieces: list[bytes]) -> bool:
+        return len(pieces) == self.pieces and self.get_constants(pieces) == self.constants
 
 
 class Shapes(Generic[P]):
@@ -115,22 +124,27 @@ class Shapes(Generic[P]):
         self.max_shapes = max_shapes
         self.max_seen = max_seen
         # Documents longer than this are neither learned nor looked up: the tables hold
-        # (max_shapes + max_seen) keys of at most this size (5 MiB by default), and a
-        # plate document is about 1 KiB.
+        # (max_shapes + max_seen) keys of at most this size (5 MiB by default) and, per
+        # shape, its constants and plan (each smaller than its document): about 7 MiB in
+        # all. A plate document is about 1 KiB.
         self.max_bytes = max_bytes
-        self._shapes: dict[bytes, _Shape[P] | None] = {}
-        self._seen: dict[bytes, bool] = {}
+        # Key (the text outside quotes) -> the shapes with that text: documents of one
+        # structure may differ in their constants (another camera's item names, another
+        # PropertyOperation), and each such shape is learned on its own.
+        self._shapes: dict[bytes, list[_Shape[P | None]]] = {}
+        self._count = 0  # shapes in all the lists
+        self._seen: dict[tuple[bytes, int, tuple[bytes, ...]], bool] = {}
         self.hits = 0
         self.learned = 0
 
     def __len__(self) -> int:
-        return len(self._shapes)
+        return self._count
 
     def clear(self) -> None:
         """Forget every shape, and zero the counters."""
         self._shapes.clear()
         self._seen.clear()
-        self.hits = self.learned = 0
+        self._count = self.hits = self.learned = 0
 
     @staticmethod
     def _key(pieces: list[bytes]) -> bytes:
@@ -144,13 +158,13 @@ class Shapes(Generic[P]):
         if len(doc) > self.max_bytes:
             return None
         pieces = doc.split(b'"')
-        shape = self._shapes.get(self._key(pieces))
-        if (
-            shape is None
-            or len(pieces) != shape.pieces
-            or shape.get_constants(pieces) != shape.constants
-        ):
+        for shape in self._shapes.get(self._key(pieces), ()):
+            if shape.fits(pieces):
+                break
+        else:
             return None
+        if shape.plan is None:
+            return None  # a shape the parser reads
         values = shape.get_slots(pieces)
         joined = b'"'.join(values)
         if len(joined.translate(None, _UNSAFE)) != len(joined):  # 0.1 us; a regex 0.6
@@ -176,15 +190,20 @@ class Shapes(Generic[P]):
             return
         pieces = doc.split(b'"')
         key = self._key(pieces)
-        if key in self._shapes:
-            return  # not learnable (None), or learned while this one was parsed
+        slots = [i for i in range(1, len(pieces), 2) if self._slot_before.search(pieces[i - 1])]
+        chosen = set(slots)
+        where = [i for i in range(1, len(pieces), 2) if i not in chosen]
+        constants = tuple(pieces[i] for i in where)
+        known = self._shapes.get(key, [])
+        if any(s.fits(pieces) for s in known):
+            return  # not learnable, or learned while this one was parsed
         # One call looks and takes (no look-then-delete that two threads could both pass).
-        if not self._seen.pop(key, False):
+        sighting = (key, len(pieces), constants)
+        if not self._seen.pop(sighting, False):
             if len(self._seen) >= self.max_seen:
                 self._seen.clear()
-            self._seen[key] = True
+            self._seen[sighting] = True
             return
-        slots = [i for i in range(1, len(pieces), 2) if self._slot_before.search(pieces[i - 1])]
         marked = list(pieces)
         for n, i in enumerate(slots):
             marked[i] = f"{MARK_OPEN}{n}{MARK_CLOSE}".encode()
@@ -192,12 +211,12 @@ class Shapes(Generic[P]):
             plan = compile_plan(b'"'.join(marked))
         except NotLearnable:
             plan = None
-        if len(self._shapes) >= self.max_shapes:
+        if self._count >= self.max_shapes:
             self._shapes.clear()
-        if plan is None:
-            self._shapes[key] = None  # read by the parser from now on, without trying again
-            return
-        chosen = set(slots)
-        constants = {i: pieces[i] for i in range(1, len(pieces), 2) if i not in chosen}
-        self._shapes[key] = _Shape(len(pieces), constants, slots, plan)
-        self.learned += 1
+            self._count = 0
+        # A plan of None is kept too: that shape is read by the parser from now on,
+        # without trying again.
+        self._shapes.setdefault(key, []).append(_Shape(len(pieces), where, constants, slots, plan))
+        self._count += 1
+        if plan is not None:
+            self.learned += 1

@@ -142,9 +142,25 @@ def test_every_fixture_reads_the_same_by_its_shape(path: Any) -> None:
 )
 def test_awkward_values_read_as_the_parser_reads_them(value: bytes) -> None:
     learn(doc_of(plate="LEARN"))
+    assert SHAPES.learned == 1  # else this would only compare the tree with itself
     for field in PLAIN:
         doc = doc_of(**{field: value})
+        hits = SHAPES.hits
         assert by_default(doc) == by_tree(doc), field
+        if value in _READ_AS_THEMSELVES:  # these take the shape's path; the others must not
+            assert SHAPES.hits == hits + 1, field
+        else:
+            assert SHAPES.hits == hits, field
+
+
+# The values above that are read as themselves in text and in attribute values alike.
+_READ_AS_THEMSELVES = {
+    b"",
+    b"   ",
+    "Ünïcödé 京A12345".encode(),
+    "\ue000".encode(),
+    "\ue0001\ue001".encode(),
+}
 
 
 _VALUE_BYTES = st.one_of(
@@ -159,6 +175,7 @@ _VALUE_BYTES = st.one_of(
 def test_any_values_read_as_the_parser_reads_them(values: dict[str, bytes]) -> None:
     SHAPES.clear()
     learn(doc_of())
+    assert SHAPES.learned == 1
     doc = doc_of(**values)
     assert by_default(doc) == by_tree(doc)
 
@@ -245,13 +262,11 @@ def test_events_of_a_learned_shape_equal_the_trees() -> None:
     ]
     by_shape = [document_events(d, camera="c", received=NOW)[0][0].event for d in docs]
     assert SHAPES.hits == 2
-    SHAPES.clear()
-    SHAPES.max_shapes, saved = 0, SHAPES.max_shapes  # nothing is kept: every one by the tree
-    try:
-        by_tree_events = [document_events(d, camera="c", received=NOW)[0][0].event for d in docs]
-    finally:
-        SHAPES.max_shapes = saved
-    assert SHAPES.hits == 2
+    by_tree_events = []
+    for d in docs:
+        SHAPES.clear()  # every document a first sighting: read by the tree
+        by_tree_events.append(document_events(d, camera="c", received=NOW)[0][0].event)
+        assert SHAPES.hits == 0
     strip = lambda e: e.to_json() | {"id": None}  # noqa: E731
     assert [strip(e) for e in by_shape] == [strip(e) for e in by_tree_events]
 
@@ -383,3 +398,20 @@ def test_long_documents_are_neither_learned_nor_looked_up() -> None:
     for _ in range(3):
         assert by_default(big) == by_tree(big)
     assert SHAPES.learned == 0 and len(SHAPES._seen) == 0 and SHAPES.hits == 0
+
+
+def test_documents_of_one_structure_with_other_constants_are_learned_each() -> None:
+    """Two cameras whose documents differ only in a constant (an item's name, the
+    PropertyOperation) share the text outside quotes: each gets its own shape, and each
+    is read by it, as the tree reads it."""
+    first = doc_of()
+    second = doc_of().replace(b'Name="Rule"', b'Name="RuleName"')
+    third = doc_of().replace(b'PropertyOperation="Changed"', b'PropertyOperation="Initialized"')
+    for doc in (first, second, third):
+        learn(doc)
+    assert SHAPES.learned == 3 and len(SHAPES) == 3
+    for doc in (first, second, third):
+        hits = SHAPES.hits
+        assert by_default(doc) == by_tree(doc)
+        assert SHAPES.hits == hits + 1
+    assert by_default(second).notifications[0].source == {"RuleName": "R"}  # type: ignore[union-attr]
