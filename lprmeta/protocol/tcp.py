@@ -419,82 +419,110 @@ def image_roles(count: int, *, has_plate: bool) -> list[str]:
 def decode_recognition(data: bytes, *, camera: str, received: datetime) -> Read:
     """COMM_RECOG_POST (0x8801) -> a ``plate`` event with its pictures."""
     chunks, problems = split_chunks(data)
-    meta_chunks = [c for c in chunks if c.chunk_id[:2] == CHUNK_META]
-    if not meta_chunks:
+    meta_chunk: Chunk | None = None
+    images: list[Chunk] = []
+    others: list[str] = []
+    for c in chunks:
+        kind = c.chunk_id[:2]
+        if kind == CHUNK_IMAGE:
+            images.append(c)
+        elif kind == CHUNK_META:
+            if meta_chunk is None:
+                meta_chunk = c
+        else:
+            others.append(f"unknown chunk {c.chunk_id.hex()} ({len(c.data)} bytes) skipped")
+    if meta_chunk is None:
         raise MetadataError("COMM_RECOG_POST without a metadata chunk (11 FF 00 00)")
-    meta, missing_fields = decode_metadata(meta_chunks[0].data)
-    images = [c for c in chunks if c.chunk_id[:2] == CHUNK_IMAGE]
     if len(images) > MAX_PICTURES:
         problems.append(
             f"{len(images)} image chunks; the first {MAX_PICTURES} kept (the picture limit)"
         )
         images = images[:MAX_PICTURES]
-    others = [c for c in chunks if c.chunk_id[:2] not in (CHUNK_META, CHUNK_IMAGE)]
-    for c in others:
-        problems.append(f"unknown chunk {c.chunk_id.hex()} ({len(c.data)} bytes) skipped")
+    problems += others
+    meta, missing_fields = decode_metadata(meta_chunk.data)
+    # Every field present decodes to a value, never None: ``get`` is None exactly when the
+    # chunk stopped short of the field (older firmware), and the event leaves it unset.
+    get = meta.get
 
-    plate = meta.get("plate") or _cstr(meta.get("car_number", b"")) or None
-    roles = image_roles(len(images), has_plate=bool(plate))
-    pictures = tuple(Picture(role, c.data) for role, c in zip(roles, images, strict=True) if c.data)
-    empty = tuple(
-        ImageRef(role, None, 0, None, missing="empty image chunk")
-        for role, c in zip(roles, images, strict=True)
-        if not c.data
+    plate = get("plate") or _cstr(get("car_number", b"")) or None
+    roles: tuple[str, ...] = _ROLES_WITH_PLATE if plate else _ROLES_NO_PLATE
+    if len(images) > len(roles):
+        roles = tuple(image_roles(len(images), has_plate=bool(plate)))
+    # A role for every image: the fixed tuples hold as many as a camera sends.
+    pictures = tuple(
+        Picture(role, c.data) for role, c in zip(roles, images, strict=False) if c.data
+    )
+    empty = (
+        tuple(
+            ImageRef(role, None, 0, None, missing="empty image chunk")
+            for role, c in zip(roles, images, strict=False)
+            if not c.data
+        )
+        if len(pictures) < len(images)
+        else ()
     )
 
-    raw: dict[str, Any] = {}
-    for key, value in meta.items():
-        if key == "device_id":
-            raw[key] = value.hex()
-        elif isinstance(value, bytes):
-            raw[key] = _cstr(value)
-        elif isinstance(value, float):
+    raw: dict[str, Any] = dict(meta)
+    device = get("device_id")
+    if device is not None:
+        raw["device_id"] = device.hex()
+    for key in _TEXT_FIELDS:
+        if key in raw:
+            raw[key] = _cstr(raw[key])
+    for key in _FLOAT_FIELDS:
+        value = raw.get(key)
+        if value is not None:
             raw[key] = round(value, 6) if math.isfinite(value) else None  # NaN is not JSON
-        else:
-            raw[key] = value
     raw["images_received"] = len(images)
     if missing_fields:
         raw["metadata_missing"] = missing_fields
 
-    def has(*names: str) -> bool:
-        return all(n in meta for n in names)
-
-    time = from_posix(meta["time_ms"]) if has("time_ms") and meta["time_ms"] else None
-    details: dict[str, Any] = {"device_id": _guid(meta["device_id"]) if has("device_id") else None}
+    time_ms = get("time_ms")
+    details: dict[str, Any] = {"device_id": _guid(device) if device is not None else None}
     mark_no_plate(details, plate)
     if problems:
         details["problems"] = problems
     for key in ("image_count", "distance", "azimuth", "vehicle_count"):
         if key in raw:
             details[key] = raw[key]
+    confidence, region, roi = get("confidence"), get("region"), get("roi")
+    plate_type, direction, speed = get("plate_type"), get("direction"), get("speed")
+    width, height, plate_color = get("width"), get("height"), get("plate_color")
+    vehicle_type, vehicle_color, brand = get("vehicle_type"), get("vehicle_color"), get("brand")
+    # A short chunk loses a suffix of the fields: with y2 there, x1, y1 and x2 are too.
+    box = (meta["x1"], meta["y1"], meta["x2"], meta["y2"]) if "y2" in meta else None
     event = Event(
         kind=Kind.PLATE,
         camera=camera,
         source=Source.TCP,
-        time=time,
+        time=from_posix(time_ms) if time_ms else None,
         received=received,
         plate=plate,
-        confidence=parse_confidence(meta["confidence"]) if has("confidence") else None,
-        country=_cstr(meta["region"]) or None if has("region") else None,
-        list=ListType.from_code(meta["plate_type"]) if has("plate_type") else None,
-        direction=Direction.from_code(meta["direction"]) if has("direction") else None,
-        speed_kmh=float(meta["speed"]) if has("speed") else None,
-        roi=meta["roi"] or None if has("roi") else None,
-        plate_box=(meta["x1"], meta["y1"], meta["x2"], meta["y2"])
-        if has("x1", "y1", "x2", "y2") and any((meta["x1"], meta["y1"], meta["x2"], meta["y2"]))
-        else None,
-        resolution=(meta["width"], meta["height"]) if has("width", "height") else None,
-        plate_color=Color.from_code(meta["plate_color"]) if has("plate_color") else None,
+        confidence=parse_confidence(confidence) if confidence is not None else None,
+        country=(_cstr(region) or None) if region is not None else None,
+        list=ListType.from_code(plate_type) if plate_type is not None else None,
+        direction=Direction.from_code(direction) if direction is not None else None,
+        speed_kmh=float(speed) if speed is not None else None,
+        roi=roi or None,
+        plate_box=box if box is not None and any(box) else None,
+        resolution=(width, height) if width is not None and height is not None else None,
+        plate_color=Color.from_code(plate_color) if plate_color is not None else None,
         vehicle=Vehicle(
-            type=VehicleType.from_code(meta["vehicle_type"]) if has("vehicle_type") else None,
-            color=Color.from_code(meta["vehicle_color"]) if has("vehicle_color") else None,
-            brand=Brand.from_code(meta["brand"]) if has("brand") else None,
+            type=VehicleType.from_code(vehicle_type) if vehicle_type is not None else None,
+            color=Color.from_code(vehicle_color) if vehicle_color is not None else None,
+            brand=Brand.from_code(brand) if brand is not None else None,
         ),
         images=empty,
         details=details,
         raw=raw,
     )
     return Read(event, pictures)
+
+
+# The metadata fields that arrive as fixed-size text (NUL padded) and as floats: ``raw``
+# keeps them as text and as finite rounded numbers (JSON has no bytes and no NaN).
+_TEXT_FIELDS: Final = tuple(n for n, f in _META_FIELDS if f.endswith("s") and n != "device_id")
+_FLOAT_FIELDS: Final = tuple(n for n, f in _META_FIELDS if f.endswith("f"))
 
 
 def _guid(raw: bytes) -> str:
