@@ -149,6 +149,20 @@ def test_format_time_of_aware_times_is_isoformats(value: datetime) -> None:
     assert format_time(value) == (expected[:-6] + "Z" if expected.endswith("+00:00") else expected)
 
 
+@given(
+    st.datetimes(timezones=st.just(UTC)),
+    st.lists(st.integers(-3_000_000, 3_000_000), min_size=1, max_size=20),
+)
+def test_format_time_of_times_a_second_apart(value: datetime, offsets: list[int]) -> None:
+    """Times in one second and the next (the remembered second's hits and misses)."""
+    for offset in offsets:
+        try:
+            t = value + timedelta(microseconds=offset)
+        except OverflowError:
+            continue
+        assert format_time(t) == t.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
 def test_merge_keeps_known_fields_and_every_image() -> None:
     a = Event(
         kind=Kind.PLATE,
@@ -238,3 +252,19 @@ def test_fast_init_keeps_factories_fresh() -> None:
     assert a.id != b.id
     with pytest.raises(TypeError):
         Event(Kind.PLATE, "c", Source.HTTP)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [Event, Read, Notification])
+def test_fast_init_gives_the_class_back_and_refuses_subclasses(cls: type) -> None:
+    """The object is lent a class of the same slots while __init__ runs: it must end with
+    its own, frozen, and a subclass (which would end as ``cls``) is refused."""
+    import copy
+    import pickle
+
+    e = Event(**_EVENT_ARGS)
+    assert type(e) is Event and type(Read(e)) is Read
+    n = Notification("t", "u", None, {}, {}, {})
+    assert type(n) is Notification
+    assert pickle.loads(pickle.dumps(e)) == e and copy.copy(n) == n  # noqa: S301  # our bytes
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+        type("Sub", (cls,), {"__slots__": ()})
