@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Self, TypeVar
+from typing import Any, Final, Self, TypeVar
 
 from .vocabulary import ALIASES, CODES, fold_key
 
@@ -537,9 +537,11 @@ def _known(a: _E | None, b: _E | None) -> _E | None:
     return a
 
 
-# The last second written, and its text: an event's two times (and the next event's) are
-# nearly always of one second; isoformat() of an aware time is 1.5 us, this 0.7.
-_last_second: list[tuple[tuple[int, ...], str]] = [((), "")]
+# The text of the seconds last written: an event's two times (the camera's, ours) and the
+# next events' are of a few seconds; isoformat() of an aware time is 1.5 us, this 0.7.
+# Not one second but a few: a camera's clock a second off would make one miss every time.
+_SECONDS: dict[tuple[int, ...], str] = {}
+_MAX_SECONDS: Final = 256
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -548,10 +550,12 @@ def format_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is UTC:  # nearly every time: the text up to the second is remembered
         key = (value.year, value.month, value.day, value.hour, value.minute, value.second)
-        last = _last_second[0]
-        if last[0] != key:  # isoformat(): YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00, year 4 digits
-            last = _last_second[0] = (key, value.isoformat()[:19])
-        return f"{last[1]}.{value.microsecond // 1000:03d}Z"
+        head = _SECONDS.get(key)
+        if head is None:  # isoformat(): YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00, year 4 digits
+            if len(_SECONDS) >= _MAX_SECONDS:
+                _SECONDS.clear()
+            head = _SECONDS[key] = value.isoformat()[:19]
+        return f"{head}.{value.microsecond // 1000:03d}Z"
     text = value.isoformat(timespec="milliseconds")
     if text.endswith("+00:00"):
         text = text[:-6] + "Z"
