@@ -119,6 +119,41 @@ class _Turns:
                 self._by_peer[peer] = (sem, users - 1)
 
 
+class _Gather:
+    """A body's chunks as they arrive, whole at the end. A body in a few chunks (a 134 KB
+    camera POST arrives in one to three) is joined once, or not copied at all, instead of
+    grown in a bytearray and copied out of it (two copies, 13% of the receiver's time).
+    Past :data:`_FEW` chunks they go into a bytearray: a sender trickling a byte at a time
+    must not cost an object per byte against a budget that counts bytes."""
+
+    __slots__ = ("_buf", "_parts", "size")
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._buf: bytearray | None = None
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._buf is not None:
+            self._buf += chunk
+        elif len(self._parts) < _FEW:
+            self._parts.append(chunk)
+        else:
+            self._buf = bytearray().join(self._parts)
+            self._buf += chunk
+            self._parts = []
+
+    def take(self) -> bytes:
+        if self._buf is not None:
+            return bytes(self._buf)
+        parts = self._parts
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_FEW = 16
+
+
 class _Reject(Exception):  # a reply, not an error
     def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
@@ -492,7 +527,7 @@ class HttpInput:
         others wait their turn (their bytes held back by TCP flow control, within
         ``read_timeout``): cameras behind one NAT address that push at once all get 200,
         while a sender trickling many bodies only ever occupies its own turns."""
-        buf = bytearray()
+        body = _Gather()
         cfg = self.cfg
         done = False
         inflate = _inflater(request.headers.get("Content-Encoding", ""))
@@ -501,18 +536,18 @@ class HttpInput:
             async with asyncio.timeout(cfg.read_timeout), self.turns.slot(peer):
                 async for chunk in request.content.iter_any():
                     if inflate is None:
-                        self._admit(len(buf), len(chunk))
-                        buf += chunk
+                        self._admit(body.size, len(chunk))
+                        body.add(chunk)
                         continue
                     data = chunk
                     packed += len(chunk)
                     while data:  # at most _INFLATE_STEP bytes per step, then others run
                         out = inflate.decompress(data, _INFLATE_STEP)
                         data = inflate.unconsumed_tail
-                        self._admit(len(buf), len(out))
-                        buf += out
+                        self._admit(body.size, len(out))
+                        body.add(out)
                         used = packed - len(data)  # compressed bytes inflated so far
-                        if len(buf) > _RATIO_AFTER and len(buf) > _MAX_RATIO * used:
+                        if body.size > _RATIO_AFTER and body.size > _MAX_RATIO * used:
                             raise _Reject(413, f"compressed body expands over {_MAX_RATIO}-fold")
                         if data:
                             await asyncio.sleep(0)
@@ -527,8 +562,8 @@ class HttpInput:
             raise _Reject(400, f"body could not be read: {exc.message}") from exc
         finally:
             if not done:
-                self.budget.give(len(buf))
-        return bytes(buf), len(buf)
+                self.budget.give(body.size)
+        return body.take(), body.size
 
     def _admit(self, have: int, more: int) -> None:
         """Take ``more`` bytes of a body from the budgets, or raise the reply."""

@@ -14,10 +14,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lprmeta.bus import Subscription
 from lprmeta.daemon import Daemon
 from lprmeta.events import Event
+from lprmeta.inputs.http import _Gather
 
 from ..conftest import FIXTURES, check_event, free_port, make_config
 from ..golden import assert_golden
@@ -242,9 +245,49 @@ async def test_slow_body_is_408(receiver: Receiver) -> None:
     assert receiver.nothing_emitted()
 
 
+async def test_body_in_many_pieces_is_read_whole(receiver: Receiver) -> None:
+    """A body trickled in 40 writes (more than the receiver keeps as separate chunks)
+    arrives whole, its picture too: the chunks are gathered, not lost or reordered."""
+    picture = base64.b64encode(b"\xff\xd8\xff" + bytes(range(256)) * 40).decode()
+    body = json.dumps({"plate": "PIECES1", "plate_image": picture}).encode()
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", int(receiver.base.rsplit(":", 1)[1])
+    )
+    auth = base64.b64encode(b"cam:push-secret").decode()
+    writer.write(
+        b"POST /lpr/gate-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Basic " + auth.encode() + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    step = len(body) // 40 + 1
+    for i in range(0, len(body), step):
+        writer.write(body[i : i + step])
+        await writer.drain()
+        await asyncio.sleep(0.002)  # each piece its own read
+    head = await asyncio.wait_for(reader.readline(), 5)
+    assert b" 200 " in head
+    writer.close()
+    ev = await receiver.event()
+    assert ev.plate == "PIECES1"
+    (image,) = ev.images
+    assert image.path is not None
+    assert Path(image.path).read_bytes() == base64.b64decode(picture)
+
+
 async def test_form_encoded_post(receiver: Receiver) -> None:
     async with receiver.session.post(
         receiver.base + "/lpr/gate-1", data={"source": "LPR", "description": "FORM1"}
     ) as resp:
         assert resp.status == 200
     assert (await receiver.event()).plate == "FORM1"
+
+
+@given(st.lists(st.binary(max_size=50), max_size=60))
+def test_gather_gives_the_chunks_joined(chunks: list[bytes]) -> None:
+    """The receiver's body gatherer: few chunks kept as they are, many in a bytearray;
+    either way the body is the chunks in order, and its size their sum."""
+    body = _Gather()
+    for chunk in chunks:
+        body.add(chunk)
+    assert body.take() == b"".join(chunks)
+    assert body.size == sum(map(len, chunks))
