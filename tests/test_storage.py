@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,28 @@ def test_saved_pictures_never_leave_the_snapshot_dir(
     assert path.resolve().is_relative_to((tmp_path / "snaps").resolve())
     assert path.read_bytes() == JPEG and path.suffix == ".jpg"
     assert ref.sha256 == hashlib.sha256(JPEG).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "received",
+    [
+        datetime(2026, 3, 4, 5, 6, 7, 891_234, tzinfo=UTC),
+        datetime(2026, 3, 4, 7, 6, 7, 891_999, tzinfo=timezone(timedelta(hours=2))),
+    ],
+)
+def test_a_picture_is_named_by_its_camera_utc_day_time_plate_role_and_id(
+    tmp_path: Path, received: datetime
+) -> None:
+    """<camera>/<YYYY-MM-DD>/<HHMMSSmmm>_<plate>_<role>_<id>.<ext>, in UTC whatever the
+    zone of the time, milliseconds cut (not rounded)."""
+    store = ImageStore(tmp_path)
+    event = Event(
+        kind=Kind.PLATE, camera="gate/1", source=Source.TCP, plate="AB 12-3", received=received
+    )
+    path = store.path_for(event, "plate", JPEG)
+    assert path == tmp_path.resolve() / "gate1" / "2026-03-04" / (
+        f"050607891_AB12-3_plate_{event.id[-10:]}.jpg"
+    )
 
 
 def test_safe_part() -> None:
