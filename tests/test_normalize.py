@@ -274,3 +274,28 @@ def test_new_keys_every_time_only_miss_the_shape_cache() -> None:
         "LONG1"
     )
     assert _shape_index.cache_info().currsize == before
+
+
+@pytest.mark.parametrize("with_top_picture", [True, False])
+def test_interval_parking_takes_each_regions_picture(with_top_picture: bool) -> None:
+    """The parking builder takes pictures from inside the body's regions: with or
+    without a picture at the top level (without one, nothing else says the body has any;
+    issue 17 made the picture machinery only for bodies that may carry some)."""
+    import json
+
+    from .conftest import FIXTURES
+
+    body = json.loads((FIXTURES / "json" / "parking_interval.json").read_text())
+    if not with_top_picture:
+        del body["bkgSnap"]
+    read = normalize_json(body, camera="c", source=Source.HTTP, received=NOW)
+    roles = sorted(p.role for p in read.pictures)
+    assert roles == sorted(
+        ["plate_roi1", "plate_roi2"] + (["background"] if with_top_picture else [])
+    )
+    assert "problems" not in read.event.details
+    regions = read.event.raw["data list"]
+    sizes = {p.role: len(p.data) for p in read.pictures}
+    assert [r["plateSnap"] for r in regions] == [
+        f"<picture plate_roi{n}: {sizes[f'plate_roi{n}']} bytes>" for n in (1, 2)
+    ]

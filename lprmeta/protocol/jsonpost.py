@@ -296,56 +296,25 @@ def normalize_json(
     fmap = dict(fields) if fields else _NO_FIELDS
     f = _Fields(body, fmap, problems)
     kind = kind or _kind_of(f)  # the same lookups: not a second index of the body
-    pictures: list[Picture] = []
-    missing: list[ImageRef] = []
-    placeholders: dict[int, dict[str, str]] = {}
-    roles: set[str] = set()
-    over = 0
-
-    def take_pictures(obj: Mapping[str, Any], ff: _Fields, suffix: str = "") -> None:
-        nonlocal over
-        for key, role in ff.image_keys():
-            value = obj.get(key)
-            if not isinstance(value, str) or is_none(value):
-                continue
-            if len(pictures) + len(missing) >= MAX_PICTURES:
-                over += 1
-                placeholders.setdefault(id(obj), {})[key] = "<picture: over the limit>"
-                continue
-            # Two keys of one role ("plate_image" and "Plate Image") are two pictures:
-            # the second is "plate_2", so each has its own file and its own hash.
-            full_role = role + suffix
-            n = 1
-            while full_role in roles:
-                n += 1
-                full_role = f"{role}{suffix}_{n}"
-            roles.add(full_role)
-            try:
-                data = decode_base64_picture(value, limit=max_picture)
-            except PayloadError as exc:
-                if strict_pictures:
-                    raise PayloadError(f"{key}: {exc.message}") from exc
-                # A bad picture is marked missing; the read still goes out.
-                missing.append(ImageRef(full_role, None, None, None, missing=exc.message))
-                placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: invalid>"
-                continue
-            if not data:
-                continue
-            pictures.append(Picture(full_role, data))
-            placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: {len(data)} bytes>"
-
-    if f.image_keys():
-        take_pictures(body, f)
     builder = _BUILDERS.get(kind, _build_other)
+    # Most bodies of an RTSP or TCP read have no picture field and a builder that looks
+    # for none: then nothing is made for pictures (1 us of every such event).
+    taker = (
+        _Taker(strict_pictures, max_picture)
+        if f.image_keys() or builder in _TAKING_BUILDERS
+        else _NO_PICTURES
+    )
+    if f.image_keys():
+        taker.take(body, f)
     try:
-        fields_out, found = builder(f, take_pictures)
+        fields_out, found = builder(f, taker.take)
     except PayloadError:
         raise
     except Exception as exc:  # noqa: BLE001  # containment: the read goes out, fields unread
         problems.append(f"{kind.value} fields: {type(exc).__name__}: {str(exc)[:120]}")
         fields_out, found = {}, {}
-    if over:
-        problems.append(f"{over} more pictures than the limit of {MAX_PICTURES}; not kept")
+    if taker.over:
+        problems.append(f"{taker.over} more pictures than the limit of {MAX_PICTURES}; not kept")
     event_name = f.text("event")
     if event_name is not None:
         found.setdefault("event", event_name[:MAX_RAW_TEXT])
@@ -353,7 +322,7 @@ def normalize_json(
     if device is not None:
         found.setdefault("device", device[:MAX_RAW_TEXT])
     if raw is None:
-        raw, dropped, weight = weighed_raw(_raw_copy(body, placeholders))
+        raw, dropped, weight = weighed_raw(_raw_copy(body, taker.placeholders))
         if dropped:
             problems.append(dropped)
     if problems:
@@ -365,10 +334,74 @@ def normalize_json(
         received=received,
         details=_merged(found, details),
         raw=raw,
-        images=tuple(missing),
+        images=tuple(taker.missing),
         **fields_out,
     )
-    return Read(event, tuple(pictures), picture_paths, weight)
+    return Read(event, tuple(taker.pictures), picture_paths, weight)
+
+
+class _Taker:
+    """The pictures of one body, taken as the builders find them (base64 decoded; a bad
+    one marked missing), and what ``raw`` says in their place."""
+
+    __slots__ = ("max_picture", "missing", "over", "pictures", "placeholders", "roles", "strict")
+
+    def __init__(self, strict: bool, max_picture: int) -> None:
+        self.strict = strict
+        self.max_picture = max_picture
+        self.pictures: list[Picture] = []
+        self.missing: list[ImageRef] = []
+        self.placeholders: dict[int, dict[str, str]] = {}
+        self.roles: set[str] = set()
+        self.over = 0
+
+    def take(self, obj: Mapping[str, Any], ff: _Fields, suffix: str = "") -> None:
+        pictures, missing, placeholders = self.pictures, self.missing, self.placeholders
+        for key, role in ff.image_keys():
+            value = obj.get(key)
+            if not isinstance(value, str) or is_none(value):
+                continue
+            if len(pictures) + len(missing) >= MAX_PICTURES:
+                self.over += 1
+                placeholders.setdefault(id(obj), {})[key] = "<picture: over the limit>"
+                continue
+            # Two keys of one role ("plate_image" and "Plate Image") are two pictures:
+            # the second is "plate_2", so each has its own file and its own hash.
+            full_role = role + suffix
+            n = 1
+            while full_role in self.roles:
+                n += 1
+                full_role = f"{role}{suffix}_{n}"
+            self.roles.add(full_role)
+            try:
+                data = decode_base64_picture(value, limit=self.max_picture)
+            except PayloadError as exc:
+                if self.strict:
+                    raise PayloadError(f"{key}: {exc.message}") from exc
+                # A bad picture is marked missing; the read still goes out.
+                missing.append(ImageRef(full_role, None, None, None, missing=exc.message))
+                placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: invalid>"
+                continue
+            if not data:
+                continue
+            pictures.append(Picture(full_role, data))
+            placeholders.setdefault(id(obj), {})[key] = f"<picture {full_role}: {len(data)} bytes>"
+
+
+class _NoPictures(_Taker):
+    """A body without picture fields, for a builder that takes none: nothing to hold."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self.pictures, self.missing, self.placeholders = [], [], {}
+        self.roles, self.over = set(), 0
+
+    def take(self, obj: Mapping[str, Any], ff: _Fields, suffix: str = "") -> None:
+        raise AssertionError("a builder outside _TAKING_BUILDERS took pictures")
+
+
+_NO_PICTURES: Final = _NoPictures()
 
 
 def _short(value: Any) -> str:
@@ -588,6 +621,8 @@ _BUILDERS: dict[Kind, Callable[[_Fields, _TakePictures], tuple[dict[str, Any], d
     Kind.PARKING: _build_parking,
     Kind.COUNTING: _build_counting,
 }
+# The builders that take pictures from inside the body (interval parking: per region).
+_TAKING_BUILDERS: Final = frozenset({_build_parking})
 
 
 def bounded_raw(raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
