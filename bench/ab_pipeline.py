@@ -10,7 +10,7 @@ one single run each in turn, ``--rounds`` times; the medians and their ratio are
 printed, every run kept in ``bench/results/ab_pipeline.json``.
 
     python bench/ab_pipeline.py --before 7a607eb [--rounds 8] [--only tcp,http-new,...]
-                                [--events 10000]
+                                [--events 10000] [--together]
     python bench/ab_pipeline.py --before 7a607eb --bench http [--seconds 10] [--rounds 4]
     python bench/ab_pipeline.py --before 7a607eb --bench rtsp [--seconds 30] [--rounds 4]
 
@@ -37,28 +37,34 @@ from typing import Any
 from _common import ROOT, discard, machine, pin, save
 
 
-def run_once(tree: Path, only: str, events: int) -> dict[str, int]:
-    """One run of ``pipeline_bench.py`` in ``tree`` (its lprmeta, first on the path)."""
+def start_once(tree: Path, only: str, events: int, core: int) -> subprocess.Popen[bytes]:
+    """One run of ``pipeline_bench.py`` in ``tree`` (its lprmeta, first on the path), on
+    ``core``; :func:`result_of` reads its figures once it has ended."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    subprocess.run(
-        [
-            sys.executable,
-            str(tree / "bench" / "pipeline_bench.py"),
-            "--no-profile",
-            "--repeat",
-            "1",
-            "--only",
-            only,
-            "--events",
-            str(events),
-        ],
-        cwd=tree,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    cmd = [sys.executable, str(tree / "bench" / "pipeline_bench.py"), "--no-profile"]
+    cmd += ["--repeat", "1", "--only", only, "--events", str(events), "--core", str(core)]
+    return subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL)
+
+
+def result_of(tree: Path, only: str, proc: subprocess.Popen[bytes]) -> dict[str, int]:
+    if proc.wait() != 0:
+        raise SystemExit(f"pipeline_bench.py in {tree} failed ({proc.returncode})")
     result = json.loads((tree / "bench" / "results" / "pipeline.json").read_text())
     return {kind: int(result[kind]["events_per_s_cpu"]) for kind in only.split(",")}
+
+
+def run_once(tree: Path, only: str, events: int) -> dict[str, int]:
+    return result_of(tree, only, start_once(tree, only, events, 0))
+
+
+def run_together(
+    trees: dict[str, Path], only: str, events: int, swap: bool
+) -> dict[str, dict[str, int]]:
+    """Both trees at once, one on each core (swapped every other round): a neighbour
+    that slows the machine for a few seconds slows both, not whichever ran then."""
+    cores = {"before": 1 if swap else 0, "after": 0 if swap else 1}
+    procs = {n: start_once(tree, only, events, cores[n]) for n, tree in trees.items()}
+    return {n: result_of(trees[n], only, p) for n, p in procs.items()}
 
 
 HTTP_FIGURES = ("posts_per_s", "line_p99_ms")
@@ -110,6 +116,11 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000)
     ap.add_argument("--bench", choices=("pipeline", "http", "rtsp"), default="pipeline")
     ap.add_argument("--seconds", type=float, default=10, help="http, rtsp: a phase's length")
+    ap.add_argument(
+        "--together",
+        action="store_true",
+        help="pipeline: run both trees at the same time, one per core, instead of in turn",
+    )
     args = ap.parse_args()
     kinds = {"http": HTTP_FIGURES, "rtsp": RTSP_FIGURES}.get(
         args.bench, tuple(args.only.split(","))
@@ -131,6 +142,14 @@ def main() -> None:
             shutil.copy2(script, before / "bench" / script.name)
         runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
         for n in range(args.rounds):
+            if args.together and args.bench == "pipeline":
+                both = run_together(
+                    {"before": before, "after": ROOT}, args.only, args.events, n % 2 == 1
+                )
+                runs["before"].append(both["before"])
+                runs["after"].append(both["after"])
+                print(f"round {n + 1}: before {both['before']}  after {both['after']}", flush=True)
+                continue
             # ABBA: the tree that goes first alternates, so what one run leaves behind
             # (the disk still writing its pictures, a warm cache) falls on both alike.
             order = [("before", before), ("after", ROOT)]
@@ -152,13 +171,18 @@ def main() -> None:
     unit = {"http": "POSTs/s and ms", "rtsp": "% of a core, ms, plates"}.get(
         args.bench, "events/s per core of CPU"
     )
-    print(f"\n{rev} -> this tree, {args.rounds} alternating runs, {unit}:")
+    how = "simultaneous (one core each, swapped)" if args.together else "alternating"
+    print(f"\n{rev} -> this tree, {args.rounds} {how} runs, {unit}:")
     for kind in kinds:
         b = [r[kind] for r in runs["before"]]
         a = [r[kind] for r in runs["after"]]
         mb, ma = statistics.median(b), statistics.median(a)
         summary[kind] = {"before": b, "after": a, "median_before": mb, "median_after": ma}
         ratio = f"{ma / mb:.2f}x" if mb else "-"
+        if all(b):  # each round's after/before: in a simultaneous round, the fair pair
+            paired = statistics.median(x / y for x, y in zip(a, b, strict=True))
+            summary[kind]["median_round_ratio"] = round(paired, 3)
+            ratio += f", median of the rounds' ratios {paired:.2f}x"
         print(
             f"  {kind:11} median {mb:8,.1f} -> {ma:8,.1f}  ({ratio}; "
             f"ranges {min(b):,}-{max(b):,} and {min(a):,}-{max(a):,})"

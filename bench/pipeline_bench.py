@@ -24,7 +24,7 @@ the time goes. ``select.epoll.poll`` is the loop waiting (for the picture thread
 for the pipe's reader): not work.
 
     python bench/pipeline_bench.py [--events 20000] [--only rtsp,tcp,...] [--no-profile]
-                                    [--repeat 3]
+                                    [--repeat 3] [--core 0]
 """
 
 from __future__ import annotations
@@ -258,6 +258,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000, help="inputs per kind")
     ap.add_argument("--only", default=",".join(KINDS))
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--core", type=int, default=0, help="the one core to run on")
     ap.add_argument(
         "--repeat",
         type=int,
@@ -266,7 +267,7 @@ def main() -> None:
         "single runs differ by 20%%), every run is kept in the JSON",
     )
     args = ap.parse_args()
-    pin({0})  # one core: the loop and the picture threads share it, as the issue's figure
+    pin({args.core})  # one core: the loop and the picture threads share it, as the issue's
     work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-pipeline-"))
     result: dict[str, Any] = {"machine": machine()}
     try:
