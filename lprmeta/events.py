@@ -471,8 +471,8 @@ def fast_frozen_init(cls: type[_C]) -> type[_C]:
     slots that is not frozen (``_<name>Init``): plain assignments, then the object gets
     its class back. An object's class may change between two classes of the same slots
     and base (CPython checks that the layouts agree); nothing else ever sees the loan.
-    5.0 us for an ``Event`` with ``object.__setattr__``, 4.7 with each slot's descriptor
-    called, 3.7 this way (measured). The same parameters (positional, then keyword-only),
+    An ``Event`` with each slot's descriptor called took 4.7 us, this way 3.7 (measured
+    2026-11-30; the dataclass's own 6.3). The same parameters (positional, keyword-only),
     defaults and factories; a test compares the two for each class it is used on. A
     subclass would get its own class swapped for ``cls``: subclassing is refused."""
     loan = type(f"_{cls.__name__}Init", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]

@@ -56,6 +56,20 @@ class Receiver:
     def nothing_emitted(self) -> bool:
         return self.sub.get_nowait() is None
 
+    async def open_post(self, length: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A raw connection with a JSON POST's head written (credentials, Content-Length):
+        the body is the caller's to send, as slowly or in as many pieces as it likes."""
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", int(self.base.rsplit(":", 1)[1])
+        )
+        auth = base64.b64encode(b"cam:push-secret").decode()
+        writer.write(
+            b"POST /lpr/gate-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Basic " + auth.encode() + b"\r\n"
+            b"Content-Length: " + str(length).encode() + b"\r\n\r\n"
+        )
+        return reader, writer
+
 
 def cameras() -> list[dict[str, Any]]:
     return [
@@ -230,14 +244,8 @@ async def test_wrong_credentials_are_401(receiver: Receiver) -> None:
 
 
 async def test_slow_body_is_408(receiver: Receiver) -> None:
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", int(receiver.base.rsplit(":", 1)[1])
-    )
-    auth = base64.b64encode(b"cam:push-secret").decode()
-    writer.write(
-        b"POST /lpr/gate-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Basic " + auth.encode() + b'\r\nContent-Length: 100\r\n\r\n{"pla'
-    )
+    reader, writer = await receiver.open_post(100)
+    writer.write(b'{"pla')
     await writer.drain()
     head = await asyncio.wait_for(reader.readline(), 5)
     assert b" 408 " in head
@@ -250,15 +258,7 @@ async def test_body_in_many_pieces_is_read_whole(receiver: Receiver) -> None:
     arrives whole, its picture too: the chunks are gathered, not lost or reordered."""
     picture = base64.b64encode(b"\xff\xd8\xff" + bytes(range(256)) * 40).decode()
     body = json.dumps({"plate": "PIECES1", "plate_image": picture}).encode()
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", int(receiver.base.rsplit(":", 1)[1])
-    )
-    auth = base64.b64encode(b"cam:push-secret").decode()
-    writer.write(
-        b"POST /lpr/gate-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Basic " + auth.encode() + b"\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-    )
+    reader, writer = await receiver.open_post(len(body))
     step = len(body) // 40 + 1
     for i in range(0, len(body), step):
         writer.write(body[i : i + step])
