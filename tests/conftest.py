@@ -7,7 +7,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def race(work: Callable[[int], None], threads: int) -> list[BaseException]:
+    """``work(k)`` on ``threads`` threads started together (a barrier), the interpreter
+    switching between them as often as it can; what they raised (an assertion too)."""
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def run(k: int) -> None:
+        start.wait()
+        try:
+            work(k)
+        except BaseException as exc:  # noqa: BLE001  # returned to the test
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    return errors
 
 
 def make_config(tmp_path: Path, **sections: Any) -> Config:

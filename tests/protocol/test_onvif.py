@@ -6,7 +6,6 @@ import base64
 import contextlib
 import json
 import socket
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from lprmeta.protocol.onvif import (
 )
 from lprmeta.protocol.scene import PlateTracker, scene_read
 
-from ..conftest import FIXTURES
+from ..conftest import FIXTURES, race
 from ..golden import assert_golden_list, stable
 
 ONVIF = FIXTURES / "onvif"
@@ -340,32 +339,18 @@ def test_the_feed_parsers_recover_from_bad_documents_and_are_never_shared() -> N
 
     now = datetime.now(UTC)
     bad = [b"<a><b></a>", b"<tt:MetadataStream", b"", b"<a/><b/>", b"\xff\xfe<x/>"]
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
-        try:
-            for i in range(300):
-                plate = f"T{k}X{i:04d}"
-                if i % 7 == 0:
-                    with pytest.raises(DocumentError):
-                        document_events(bad[i % len(bad)], camera="c", received=now)
-                doc = onvif_notification(plate=plate, when=now, picture_path=None)
-                reads, _ = document_events(doc, camera="c", received=now)
-                assert [r.event.plate for r in reads] == [plate]
-        except BaseException as exc:  # noqa: BLE001  # reported by the main thread
-            errors.append(exc)
+        for i in range(300):
+            plate = f"T{k}X{i:04d}"
+            if i % 7 == 0:
+                with pytest.raises(DocumentError):
+                    document_events(bad[i % len(bad)], camera="c", received=now)
+            doc = onvif_notification(plate=plate, when=now, picture_path=None)
+            reads, _ = document_events(doc, camera="c", received=now)
+            assert [r.event.plate for r in reads] == [plate]
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, nearly
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
-    assert errors == []
+    assert race(work, 4) == []
 
 
 def test_a_long_topic_is_read_whole_and_not_kept_in_the_topic_cache() -> None:

@@ -32,7 +32,7 @@ from lprmeta.protocol.onvif import (
 from lprmeta.protocol.shapes import NotLearnable, Shapes, slot_of
 from lprmeta.simulator.script import onvif_notification
 
-from ..conftest import FIXTURES
+from ..conftest import FIXTURES, race
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ONVIF = FIXTURES / "onvif"
@@ -360,33 +360,15 @@ def test_threads_learning_at_once_neither_fail_nor_disagree() -> None:
     """Parsing may run on several threads (the RTSP loop, offload threads): the tables
     are shared without a lock. Many threads learning the same fresh shapes at once must
     neither raise nor read anything but what the tree reads."""
-    import sys
-    import threading
-
     docs = [doc_of(rule=f"R{i}").replace(b'Name="Rule"', b'Name="Rule%d"' % i) for i in range(40)]
     expected = [by_tree(d) for d in docs]
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
-    def work() -> None:
-        start.wait()
-        try:
-            for _ in range(5):
-                for doc, want in zip(docs, expected, strict=True):
-                    assert parse_document(doc) == want
-        except BaseException as exc:  # noqa: BLE001  # reported by the test below
-            errors.append(exc)
+    def work(k: int) -> None:
+        for _ in range(5):
+            for doc, want in zip(docs, expected, strict=True):
+                assert parse_document(doc) == want
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
-    try:
-        threads = [threading.Thread(target=work) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    errors = race(work, 8)
     assert not errors, errors[:1]
     assert SHAPES.hits > 0
 
