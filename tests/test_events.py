@@ -268,3 +268,24 @@ def test_fast_init_gives_the_class_back_and_refuses_subclasses(cls: type) -> Non
     assert pickle.loads(pickle.dumps(e)) == e and copy.copy(n) == n  # noqa: S301  # our bytes
     with pytest.raises(TypeError, match="cannot be subclassed"):
         type("Sub", (cls,), {"__slots__": ()})
+
+
+def test_event_ids_carry_the_current_millisecond_and_never_repeat() -> None:
+    """An id is the millisecond it was made (12 hex digits), this process's 40 random
+    bits and a counter: its head is remembered per millisecond, and must move on."""
+    import time
+
+    from lprmeta.events import new_event_id
+
+    heads = []
+    for _ in range(3):
+        before = time.time_ns() // 1_000_000
+        event_id = new_event_id()
+        after = time.time_ns() // 1_000_000
+        assert len(event_id) == 28 and int(event_id, 16) >= 0
+        assert before <= int(event_id[:12], 16) <= after
+        heads.append(int(event_id[:12], 16))
+        time.sleep(0.003)
+    assert heads == sorted(heads) and len(set(heads)) == 3
+    ids = [new_event_id() for _ in range(100_000)]
+    assert len(set(ids)) == len(ids)
