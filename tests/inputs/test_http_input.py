@@ -56,17 +56,25 @@ class Receiver:
     def nothing_emitted(self) -> bool:
         return self.sub.get_nowait() is None
 
-    async def open_post(self, length: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A raw connection with a JSON POST's head written (credentials, Content-Length):
-        the body is the caller's to send, as slowly or in as many pieces as it likes."""
+    async def open_post(
+        self, length: int, *, extra: bytes = b"", password: bytes = b"push-secret"
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A raw connection with a JSON POST's head written (credentials, Content-Length,
+        ``extra`` header lines): the body is the caller's to send, as slowly or in as many
+        pieces as it likes."""
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", int(self.base.rsplit(":", 1)[1])
         )
-        auth = base64.b64encode(b"cam:push-secret").decode()
+        auth = base64.b64encode(b"cam:" + password).decode()
         writer.write(
             b"POST /lpr/gate-1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Authorization: Basic " + auth.encode() + b"\r\n"
-            b"Content-Length: " + str(length).encode() + b"\r\n\r\n"
+            b"Authorization: Basic "
+            + auth.encode()
+            + b"\r\n"
+            + extra
+            + b"Content-Length: "
+            + str(length).encode()
+            + b"\r\n\r\n"
         )
         return reader, writer
 
@@ -272,6 +280,38 @@ async def test_body_in_many_pieces_is_read_whole(receiver: Receiver) -> None:
     (image,) = ev.images
     assert image.path is not None
     assert Path(image.path).read_bytes() == base64.b64decode(picture)
+
+
+async def test_a_sender_that_expects_100_continue_is_told_to_send(receiver: Receiver) -> None:
+    """curl sends ``Expect: 100-continue`` with a body over 1 KB and waits (a second) to
+    hear it may send: it hears so at once, and its read goes out."""
+    body = json.dumps({"plate": "EXPECT1", "pad": "x" * 2000}).encode()
+    reader, writer = await receiver.open_post(len(body), extra=b"Expect: 100-continue\r\n")
+    head = await asyncio.wait_for(reader.readline(), 0.5)
+    assert head == b"HTTP/1.1 100 Continue\r\n"
+    assert await reader.readline() == b"\r\n"
+    writer.write(body)
+    head = await asyncio.wait_for(reader.readline(), 5)
+    assert b" 200 " in head
+    writer.close()
+    assert (await receiver.event()).plate == "EXPECT1"
+
+
+@pytest.mark.parametrize(
+    ("extra", "password", "status"),
+    [
+        (b"Expect: 100-continue\r\n", b"wrong", b" 401 "),
+        (b"Expect: something-else\r\n", b"push-secret", b" 417 "),
+    ],
+)
+async def test_a_body_that_would_be_refused_is_never_asked_for(
+    receiver: Receiver, extra: bytes, password: bytes, status: bytes
+) -> None:
+    reader, writer = await receiver.open_post(100, extra=extra, password=password)
+    head = await asyncio.wait_for(reader.readline(), 5)
+    assert status in head  # the refusal, not "100 Continue" first
+    writer.close()
+    assert receiver.nothing_emitted()
 
 
 async def test_form_encoded_post(receiver: Receiver) -> None:
