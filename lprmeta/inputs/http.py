@@ -550,6 +550,13 @@ class HttpInput:
         inflate = _inflater(request.headers.get("Content-Encoding", ""))
         packed = 0
         try:
+            if inflate is None and request.content.is_eof():
+                # All of it is here already (a camera's POST on a LAN nearly always is):
+                # taken at once, with no turn to wait for and no deadline to set.
+                whole = request.content.read_nowait()
+                self._admit(0, len(whole))
+                done = True
+                return whole, len(whole)
             async with asyncio.timeout(cfg.read_timeout), self.turns.slot(peer):
                 async for chunk in request.content.iter_any():
                     if inflate is None:

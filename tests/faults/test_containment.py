@@ -387,6 +387,40 @@ async def test_gzip_bodies_are_bounded_by_their_inflated_size(tmp_path: Path) ->
             await events.wait_for(lambda e: e.plate == "GZOK")
 
 
+async def test_a_body_that_arrived_whole_is_bounded_by_the_memory_budget_too(
+    tmp_path: Path,
+) -> None:
+    """A body that is all there before it is looked at (every camera's on a LAN) is taken
+    from the memory budget at once: with the budget held by a body still arriving, it is
+    told to retry (503), not dropped; once that one is in, it is taken; all is given back."""
+    limit = 300_000
+    http, port = http_daemon(tmp_path, max_body=200_000, max_body_memory=limit)
+    whole = json.dumps({"Plate": "WHOLE1", "pad": "A" * 150_000}).encode()
+    arriving = json.dumps({"Plate": "ARRIVING1", "pad": "B" * 190_000}).encode()
+    async with witness() as w:
+        config = make_config(tmp_path, http=http, cameras=[w.config()])
+        async with running(config) as events:
+            budget = events.daemon.input("http").budget  # type: ignore[attr-defined]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"POST /lpr/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(arriving) + arriving[:-10]
+            )
+            await writer.drain()
+            while budget.held < len(arriving) - 10:  # noqa: ASYNC110  # polled: held so far
+                await asyncio.sleep(0.01)
+            status, reply = await push(port, whole)
+            assert status == 503 and "bodies in memory at budget" in reply["error"]
+            writer.write(arriving[-10:])
+            assert b" 200 " in await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            await events.wait_for(lambda e: e.plate == "ARRIVING1")
+            assert (await push(port, whole))[0] == 200
+            await events.wait_for(lambda e: e.plate == "WHOLE1")
+            assert budget.peak <= limit and budget.held == 0
+            await w.served(events)
+
+
 # ----------------------------------------------------------------- output integrity
 
 
