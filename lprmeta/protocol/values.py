@@ -190,18 +190,21 @@ MAX_DEPTH = 32
 
 
 def _check_depth(value: Any) -> Any:
+    """``value`` when no container in it is nested deeper than MAX_DEPTH. Only containers
+    are stacked (a camera's body is a flat object: its 20 values are looked at, not
+    stacked and popped again). A parser's output holds plain dicts and lists only."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > MAX_DEPTH:
             raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
+        kind = type(item)
+        if kind is not dict and kind is not list:
+            continue
+        for child in item.values() if kind is dict else item:
+            inner = type(child)
+            if inner is dict or inner is list:
+                stack.append((child, depth + 1))
     return value
 
 

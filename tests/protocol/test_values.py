@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lprmeta.errors import PayloadError
-from lprmeta.protocol.values import decode_base64_picture
+from lprmeta.protocol.values import MAX_DEPTH, decode_base64_picture, lenient_json
 
 PICTURE = os.urandom(3000)
 PLAIN = base64.b64encode(PICTURE).decode()
@@ -94,3 +94,12 @@ def test_a_plain_picture_decodes_exactly_at_or_under_its_limit(data: bytes, limi
             decode_base64_picture(text, limit=limit)
     else:
         assert decode_base64_picture(text, limit=limit) == data
+
+
+@pytest.mark.parametrize(("open_", "close"), [("[", "]"), ('{"a":', "}")])
+def test_json_nests_up_to_the_limit_and_not_one_level_more(open_: str, close: str) -> None:
+    assert lenient_json((open_ * MAX_DEPTH + "1" + close * MAX_DEPTH).encode()) is not None
+    mixed = '{"a": [1, "x", {"b": ' + "[" * (MAX_DEPTH - 3) + "2" + "]" * (MAX_DEPTH - 3) + "}]}"
+    assert lenient_json(mixed.encode())["a"][:2] == [1, "x"]
+    with pytest.raises(PayloadError, match="nested deeper than"):
+        lenient_json((open_ * (MAX_DEPTH + 1) + "1" + close * (MAX_DEPTH + 1)).encode())
