@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import http_exceptions, web
 
 from ..config import CameraConfig, Config, HttpConfig
@@ -258,6 +259,19 @@ class _CappedSite(web.TCPSite):
         self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
 
 
+def _reply(
+    obj: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON reply (orjson: ``web.json_response``'s json.dumps was 4 us of the 6 it took)."""
+    return web.Response(
+        body=orjson.dumps(obj),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
 def _peer(handler: Any) -> str | None:
     transport = getattr(handler, "transport", None)
     peer = transport.get_extra_info("peername") if transport is not None else None
@@ -418,9 +432,7 @@ class HttpInput:
         headers = {"WWW-Authenticate": 'Basic realm="lprmeta"'} if status == 401 else {}
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        resp = web.json_response(
-            {"result": str(status), "error": reason}, status=status, headers=headers
-        )
+        resp = _reply({"result": str(status), "error": reason}, status, headers)
         if status in (408, 413, 417, 429, 503):
             resp.force_close()  # the body was not read to its end: this connection is done
         return resp
@@ -640,7 +652,7 @@ class HttpInput:
         if not values:
             name, _ = self._camera_for(path, request.remote, None)
             self.stats.inc("http_empty_get", name)
-            return web.json_response({"result": "200", "note": "no parameters; nothing recorded"})
+            return _reply({"result": "200", "note": "no parameters; nothing recorded"})
         return await self._serve_params(request, path, values, received)
 
     async def _serve_params(
@@ -666,4 +678,4 @@ class HttpInput:
         problems += [f"{i.role}: {i.missing}" for i in event.images if i.missing]
         if problems:
             reply["problems"] = problems
-        return web.json_response(reply)
+        return _reply(reply)
