@@ -52,11 +52,20 @@ import orjson
 from lprmeta.config import parse_config
 from lprmeta.daemon import Daemon
 from lprmeta.envelope import Read
+
+try:
+    from lprmeta.offload import parse_on_loop
+except ImportError:  # an older tree (ab_pipeline.py runs this script in one): its parse
+    from lprmeta.protocol.values import lenient_json
+
+    def parse_on_loop(data: bytes) -> tuple[Any] | None:
+        return (lenient_json(data),)
+
+
 from lprmeta.protocol.http import parse_post
 from lprmeta.protocol.onvif import document_events
 from lprmeta.protocol.scene import PlateTracker, scene_read
 from lprmeta.protocol.tcp import PacketDecoder, decode_packet, encode_recognition
-from lprmeta.protocol.values import lenient_json
 from lprmeta.simulator.script import ReadFactory, onvif_notification
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -132,7 +141,9 @@ def inputs(kind: str, n: int) -> tuple[list[Any], Callable[[Any], list[Read]]]:
 
         def http(body: bytes) -> list[Read]:
             # What the receiver does with an ordinary body (not one for the worker process).
-            return [parse_post(lenient_json(body), camera="cam", received=datetime.now(UTC))]
+            parsed = parse_on_loop(body)
+            assert parsed is not None
+            return [parse_post(parsed[0], camera="cam", received=datetime.now(UTC))]
 
         return bodies, http
     if kind == "profile-m":

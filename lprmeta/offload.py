@@ -26,9 +26,17 @@ from typing import Any, Final
 
 from .errors import PayloadError
 from .protocol.jsonpost import MAX_KEYS, MAX_LIST_ITEMS
-from .protocol.values import lenient_json
+from .protocol.longjson import parse_cutting_pictures
+from .protocol.values import check_depth, lenient_json
 
-__all__ = ["HEAVY_BYTES", "HEAVY_SEPARATORS", "Offload", "bounded_json", "is_heavy"]
+__all__ = [
+    "HEAVY_BYTES",
+    "HEAVY_SEPARATORS",
+    "Offload",
+    "bounded_json",
+    "is_heavy",
+    "parse_on_loop",
+]
 
 HEAVY_BYTES: Final = 64 * 1024
 # orjson takes about 1 ms per 1,000 keys here: 5,000 keeps the loop well under 50 ms.
@@ -51,6 +59,18 @@ def is_heavy(data: bytes | bytearray) -> bool:
             return False
         at = find(b",", at + 1)
     return at >= 0
+
+
+def parse_on_loop(data: bytes) -> tuple[Any] | None:
+    """``(value,)``: the body parsed here, on the loop; ``None`` when it is for the worker.
+    A camera's body (fields and pictures) is parsed with its pictures cut out and decoded
+    from its bytes (:mod:`.protocol.longjson`), without is_heavy() reading all of it."""
+    parsed = parse_cutting_pictures(data)
+    if parsed is not None:
+        return (check_depth(parsed[0]),)
+    if is_heavy(data):
+        return None
+    return (lenient_json(data),)
 
 
 def bounded_json(data: bytes) -> tuple[Any, list[str]]:
@@ -84,8 +104,9 @@ class Offload:
     async def json(self, data: bytes) -> tuple[Any, list[str]]:
         """The body parsed: on the loop when ordinary, in the worker when heavy.
         Raises :class:`PayloadError` for what is not JSON, or took over ``timeout``."""
-        if not is_heavy(data):
-            return lenient_json(data), []
+        parsed = parse_on_loop(data)
+        if parsed is not None:
+            return parsed[0], []
         async with self._one:  # one heavy body at a time: its memory is bounded too
             self.used += 1
             if self._pool is None:

@@ -21,7 +21,7 @@ from ..envelope import Read
 from ..errors import PayloadError
 from ..events import Source
 from ..vocabulary import expect_object
-from .jsonpost import MAX_KEYS, normalize_json
+from .jsonpost import MAX_KEYS, normalize_json, settle_pictures
 from .values import fold_key, lenient_json
 
 __all__ = [
@@ -119,6 +119,8 @@ def parse_post(
     """A decoded POST body -> Read. A picture that is not valid base64 is marked
     missing with the reason and the read still goes out (the receiver's reply lists
     it); ``problems`` are what was cut before (a body parsed by the worker)."""
+    if fields and isinstance(data, dict):
+        settle_pictures(data, fields)
     return normalize_json(
         data,
         camera=camera,

@@ -45,6 +45,7 @@ from ..vocabulary import (
     fold_key,
     mark_no_plate,
 )
+from .longjson import Base64Picture
 from .values import (
     decode_base64_picture,
     is_none,
@@ -64,6 +65,7 @@ __all__ = [
     "bounded_raw",
     "kind_of",
     "normalize_json",
+    "settle_pictures",
 ]
 
 # Limits on the work and memory one event may take (the README's limits table). A
@@ -214,17 +216,45 @@ class _Fields:
         if not self.fields:
             return self._shape.images
         out: list[tuple[str, str]] = []
-        mapped = {
-            fold_key(cam_key): IMAGE_CANONICAL[canon]
-            for canon, cam_key in self.fields.items()
-            if canon in IMAGE_CANONICAL
-        }
+        mapped = _picture_map(self.fields)
         for key in self.body:
             folded = fold_key(key)
             role = IMAGE_ROLES.get(mapped.get(folded, folded))
             if role is not None:
                 out.append((key, role))
         return out
+
+
+def _picture_map(fields: Mapping[str, str]) -> dict[str, str]:
+    """Folded camera key -> the picture alias it stands for, under a field map."""
+    return {
+        fold_key(cam_key): IMAGE_CANONICAL[canon]
+        for canon, cam_key in fields.items()
+        if canon in IMAGE_CANONICAL
+    }
+
+
+def settle_pictures(body: dict[str, Any], fields: Mapping[str, str]) -> None:
+    """Under a camera's field map: a :class:`Base64Picture` (decoded by the parse at a key
+    the vocabulary calls a picture) at a key this map reads otherwise gets its text back,
+    in place, so that every field reads as it did from the whole parse. (A picture only
+    this map names is a string still: decoded when taken, as ever.)"""
+    mapped = _picture_map(fields)
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            stack.extend(node)
+            continue
+        if type(node) is not dict:
+            continue
+        for key, value in node.items():
+            if type(value) is Base64Picture:
+                folded = fold_key(key)
+                if IMAGE_ROLES.get(mapped.get(folded, folded)) is None:
+                    node[key] = value.text()
+            elif type(value) is dict or type(value) is list:
+                stack.append(value)
 
 
 class _Present:
@@ -359,7 +389,8 @@ class _Taker:
         pictures, missing, placeholders = self.pictures, self.missing, self.placeholders
         for key, role in ff.image_keys():
             value = obj.get(key)
-            if not isinstance(value, str) or is_none(value):
+            # A Base64Picture was decoded with the body's parse (the HTTP receiver's).
+            if type(value) is not Base64Picture and (not isinstance(value, str) or is_none(value)):
                 continue
             if len(pictures) + len(missing) >= MAX_PICTURES:
                 self.over += 1
@@ -374,7 +405,10 @@ class _Taker:
                 full_role = f"{role}{suffix}_{n}"
             self.roles.add(full_role)
             try:
-                data = decode_base64_picture(value, limit=self.max_picture)
+                if type(value) is Base64Picture and value.chars * 3 // 4 <= self.max_picture:
+                    data = value.data
+                else:  # over the limit: said as decode_base64_picture says it
+                    data = decode_base64_picture(str(value), limit=self.max_picture)
             except PayloadError as exc:
                 if self.strict:
                     raise PayloadError(f"{key}: {exc.message}") from exc
@@ -752,6 +786,8 @@ def _raw_copy(value: Any, placeholders: Mapping[int, Mapping[str, str]]) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if kind is Base64Picture:  # a picture not taken: its text, as the parse gave it before
+        return value.text()
     if kind is dict or (kind is not list and isinstance(value, Mapping)):
         marks = placeholders.get(id(value))
         out: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from ..errors import PayloadError
 from ..vocabulary import fold_key
 
 __all__ = [
+    "check_depth",
     "decode_base64_picture",
     "fold_key",
     "lenient_json",
@@ -189,7 +190,7 @@ _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"'})
 MAX_DEPTH = 32
 
 
-def _check_depth(value: Any) -> Any:
+def check_depth(value: Any) -> Any:
     """``value`` when no container in it is nested deeper than MAX_DEPTH. Only containers
     are stacked (a camera's body is a flat object: its 20 values are looked at, not
     stacked and popped again). A parser's output holds plain dicts and lists only."""
@@ -216,7 +217,7 @@ def lenient_json(data: bytes | str) -> Any:
     """
     try:
         # The common case, valid JSON: fast, straight from bytes.
-        return _check_depth(orjson.loads(data))
+        return check_depth(orjson.loads(data))
     except orjson.JSONDecodeError:
         pass  # not UTF-8, a BOM, the guide's mistakes, or too deep: the careful path below
     try:
@@ -226,7 +227,7 @@ def lenient_json(data: bytes | str) -> Any:
     if text[:1] == "\ufeff" or text[-1:] == "\x00":
         text = text.lstrip("\ufeff").rstrip("\x00")
     try:
-        return _check_depth(json.loads(text))
+        return check_depth(json.loads(text))
     except RecursionError as exc:
         raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as first:
@@ -234,7 +235,7 @@ def lenient_json(data: bytes | str) -> Any:
             r"\1,\2\3", _TRAILING_COMMA.sub(r"\1", text.translate(_SMART_QUOTES))
         )
         try:
-            return _check_depth(json.loads(repaired))
+            return check_depth(json.loads(repaired))
         except (json.JSONDecodeError, RecursionError):
             raise PayloadError(
                 f"payload is not JSON: {first.msg} (line {first.lineno} column {first.colno})",
