@@ -9,7 +9,8 @@ Runs, one after the other (each on an otherwise idle machine):
 * ``web_bench.py --skip-paint``: 200 cameras' reads to rows in the web page in headless
   Chromium (issue 14; its first-paint figures need a store of 10 million events, built
   once: ``web_bench.py`` alone);
-* ``pipeline_bench.py --no-profile``: the per-event path on one core, no sockets, and
+* ``pipeline_bench.py --no-profile``: the per-event path on one core, no sockets;
+  ``body_bench.py``: the HTTP receiver's parse of a body, against the whole-body parse; and
   ``scale_bench.py --workers 2``: the scale load with ``lprmeta run --workers 2``
   (issue 17).
 
@@ -40,6 +41,7 @@ def run(script: str, *args: str) -> dict[str, Any]:
         "mqtt_bench.py": "mqtt",
         "web_bench.py": "web",
         "pipeline_bench.py": "pipeline",
+        "body_bench.py": "body",
     }[script]
     if "--soak-minutes" in args:
         name = "soak"
@@ -65,6 +67,7 @@ def main() -> None:
         "web_bench.py", "--skip-paint", *(["--cameras", "20", "--seconds", "5"] if short else [])
     )
     pipeline = run("pipeline_bench.py", "--no-profile", *(["--events", "2000"] if short else []))
+    body = run("body_bench.py", *(["--bodies", "200", "--passes", "4"] if short else []))
     workers = run("scale_bench.py", *scale_args, "--workers", "2")
     soak = (
         run("scale_bench.py", "--soak-minutes", str(args.soak_minutes))
@@ -173,6 +176,13 @@ def main() -> None:
                 ("http-old", ">= 2,500"),
             )
             if kind in pipeline
+        ),
+        (
+            "HTTP body -> read, pictures cut out first / whole body parsed (us, 134 KB)",
+            f"{body['median_us']['cut']} / {body['median_us']['whole']}"
+            f" = {body['median_ratio']:.2f}",
+            "",
+            "",
         ),
         *(
             [
