@@ -42,6 +42,7 @@ __all__ = [
     "format_time",
     "new_event_id",
     "plate_key",
+    "replaced",
 ]
 
 
@@ -506,6 +507,26 @@ def fast_frozen_init(cls: type[_C]) -> type[_C]:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__
     cls.__init__ = init  # type: ignore[method-assign]
+    # __replace__ (copy.replace's protocol): every slot copied by a plain store on the
+    # same loan, then the changes; dataclasses.replace read each field by name and called
+    # __init__ with all of them (4.3 us for an Event; this way about 1).
+    fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    names["_fields"] = frozenset(fields)
+    names["_new"] = object.__new__
+    copy_body = ["new = _new(_cls)", "_set(new, '__class__', _loan)"]
+    copy_body += [f"new.{n} = self.{n}" for n in fields]
+    copy_body += [
+        "for name, value in changes.items():",
+        "    if name not in _fields:",
+        f"        raise TypeError(f'{cls.__name__} has no field {{name!r}}')",
+        "    setattr(new, name, value)",
+        "new.__class__ = _cls",
+        "return new",
+    ]
+    exec("def __replace__(self, /, **changes):\n    " + "\n    ".join(copy_body), names)  # noqa: S102
+    copier = names["__replace__"]
+    copier.__qualname__ = f"{cls.__qualname__}.__replace__"
+    cls.__replace__ = copier  # type: ignore[attr-defined]
 
     def refuse_subclass(sub: type, /, **kwargs: Any) -> None:
         raise TypeError(f"{cls.__name__} has a fast __init__ and cannot be subclassed")
@@ -516,6 +537,12 @@ def fast_frozen_init(cls: type[_C]) -> type[_C]:
 
 _C = TypeVar("_C")
 fast_frozen_init(Event)
+
+
+def replaced(obj: _C, /, **changes: Any) -> _C:
+    """``dataclasses.replace(obj, **changes)`` for a class of :func:`fast_frozen_init`,
+    by the ``__replace__`` it was given (a TypeError for a name that is no field)."""
+    return obj.__replace__(**changes)  # type: ignore[attr-defined,no-any-return]
 
 
 def _value(member: StrEnum | None) -> str | None:

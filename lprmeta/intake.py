@@ -25,14 +25,13 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Protocol
 
 from .bus import Bus
 from .config import CameraConfig, OnvifEventsConfig, RtspConfig
 from .envelope import Picture, Read
 from .errors import ForbiddenPictureURL, SnapshotError, StoreUnavailable
-from .events import Event, ImageRef
+from .events import Event, ImageRef, replaced
 from .health import Health
 from .lists import Matcher
 from .log import get_logger, log_counted, redact_text
@@ -282,7 +281,7 @@ class Intake:
     def _finish(
         self, event: Event, images: list[ImageRef], weight: int, done: asyncio.Future[Event]
     ) -> None:
-        published = self._publish(replace(event, images=tuple(images)), weight)
+        published = self._publish(replaced(event, images=tuple(images)), weight)
         if not done.done():
             done.set_result(published)
         if self._tails.get(event.camera) is done:
@@ -366,7 +365,7 @@ class Intake:
         ``lprmeta run --workers``, which counted its problems): matched to the plate
         lists and put on the bus."""
         if event.plate and self.matcher.lists:
-            event = replace(event, matches=self.matcher.match(event.plate, event.camera))
+            event = replaced(event, matches=self.matcher.match(event.plate, event.camera))
         if self.health is not None:
             self.health.saw_event(event.camera, event.source._value_)
         out = self.bus.publish(event, weight=weight)

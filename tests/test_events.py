@@ -23,6 +23,7 @@ from lprmeta.events import (
     VehicleType,
     event_schema,
     format_time,
+    replaced,
 )
 from lprmeta.protocol.onvif import Notification
 
@@ -244,6 +245,35 @@ def test_fast_init_is_the_dataclass_init(
         cls()
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(a, dataclasses.fields(cls)[0].name, None)
+
+
+@pytest.mark.parametrize(
+    ("obj", "changes"),
+    [
+        (Event(**_EVENT_ARGS), {"images": (), "plate": "CD2"}),
+        (Event(**_EVENT_ARGS, details={"a": 1}), {}),
+        (Read(Event(**_EVENT_ARGS), weight=3), {"weight": 7}),
+        (Notification("t", "u", None, {"a": "b"}, {}, {}), {"topic": "x", "data": {}}),
+    ],
+    ids=["Event", "Event-unchanged", "Read", "Notification"],
+)
+def test_replaced_is_dataclasses_replace(obj: Any, changes: dict[str, Any]) -> None:
+    """The generated __replace__ (issue 17) gives what dataclasses.replace gives: every
+    other field the same object, the original untouched, still frozen, still hashable
+    and comparable as the dataclass is; a name that is no field is a TypeError."""
+    import dataclasses
+
+    ours, theirs = replaced(obj, **changes), dataclasses.replace(obj, **changes)
+    assert type(ours) is type(obj)
+    for f in dataclasses.fields(obj):
+        assert getattr(ours, f.name) is getattr(theirs, f.name), f.name
+    assert ours == theirs
+    before = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    assert all(getattr(obj, k) is v for k, v in before.items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(ours, dataclasses.fields(obj)[0].name, None)
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        replaced(obj, nope=1)
 
 
 def test_fast_init_keeps_factories_fresh() -> None:

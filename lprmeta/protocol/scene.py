@@ -42,7 +42,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ..envelope import Read
-from ..events import ImageRef, Kind, Source
+from ..events import ImageRef, Kind, Source, replaced
 from .jsonpost import normalize_json, weighed_raw
 
 __all__ = [
@@ -390,6 +390,6 @@ def scene_read(
         max_picture=max_picture,
     )
     if refused:
-        event = replace(read.event, images=(*read.event.images, *refused))
-        read = replace(read, event=event)
-    return replace(read, weight=weight)
+        event = replaced(read.event, images=(*read.event.images, *refused))
+        read = replaced(read, event=event)
+    return replaced(read, weight=weight)
