@@ -41,6 +41,7 @@ MAX_REST: Final = 16 * 1024  # what is left parses on the loop in microseconds
 _BACKSLASH: Final = 0x5C
 _QUOTE: Final = 0x22
 _BLANK: Final = b" \t\r\n"
+_ODD: Final = 64  # escaped quotes in one string, backslashes in a row, blanks before ":"
 _MARK: Final = b"\\u0000"  # what stands for a cut string in the rest: NUL, then its number
 # Structure and short strings, possessively (no backtracking): it stops at the opening
 # quote of a string with no quote in its first LONG bytes, having looked at those only
@@ -105,12 +106,14 @@ def _cut(data: bytes | bytearray) -> tuple[bytes, list[tuple[int, int]]] | None:
     n = len(data)
     parts: list[bytes | bytearray] = []
     spans: list[tuple[int, int]] = []
-    kept = 0  # bytes of the rest so far
+    kept = 0  # bytes of the rest's finished parts
     pos = 0  # where the part being kept starts
     at = 0
+    longs = 0  # long strings found, keys too: each costs a round of this loop
     while True:
-        # Everything up to the next long string, in C: structure, numbers, short strings.
-        stop = min(n, at + MAX_REST - kept + 1)
+        # Everything up to the next long string, in C: structure, numbers, short strings;
+        # never past where the rest would be too large (so no byte is looked at twice).
+        stop = min(n, pos + MAX_REST - kept + 1)
         m = _UP_TO_LONG.match(data, at, stop)
         assert m is not None  # it matches the empty string
         at = m.end()
@@ -120,12 +123,16 @@ def _cut(data: bytes | bytearray) -> tuple[bytes, list[tuple[int, int]]] | None:
             return None  # the rest would be too large, or the body is not JSON here
         end = _closing_quote(data, at)
         if end < 0 or end - at <= LONG:
-            return None  # no closing quote; or a short string across ``stop``
-        if _is_key(data, end + 1):  # a long key stays (and counts against the rest)
+            return None  # no closing quote (or an odd one); or a short string across ``stop``
+        longs += 1
+        if longs > MAX_LONG:
+            return None
+        key = _is_key(data, end + 1)
+        if key is None:
+            return None
+        if key:  # a long key stays in the rest (and counts against it)
             at = end + 1
             continue
-        if len(spans) == MAX_LONG:
-            return None
         parts.append(data[pos:at])
         parts.append(b'"%b%d"' % (_MARK, len(spans)))
         kept += at - pos + 8
@@ -143,24 +150,34 @@ def _cut(data: bytes | bytearray) -> tuple[bytes, list[tuple[int, int]]] | None:
 
 
 def _closing_quote(data: bytes | bytearray, at: int) -> int:
-    """Where the string opened at ``at`` ends (memchr, then a look at backslashes), or -1."""
+    """Where the string opened at ``at`` ends (memchr, then a look at backslashes), or -1,
+    also for what no camera sends and would cost this loop a round per byte: more than
+    :data:`_ODD` escaped quotes, or a run of more than ``_ODD`` backslashes."""
     find = data.find
     end = find(b'"', at + 1)
+    escaped = 0
     while end > 0 and data[end - 1] == _BACKSLASH:  # escaped, unless the \ is escaped
         k = end - 1
         while data[k - 1] == _BACKSLASH:  # stops at the opening quote at the latest
             k -= 1
+            if end - k > _ODD:
+                return -1
         if (end - k) % 2 == 0:
             break
+        escaped += 1
+        if escaped > _ODD:
+            return -1
         end = find(b'"', end + 1)
     return end
 
 
-def _is_key(data: bytes | bytearray, at: int) -> bool:
-    n = len(data)
-    while at < n and data[at] in _BLANK:
-        at += 1
-    return data[at : at + 1] == b":"
+def _is_key(data: bytes | bytearray, at: int) -> bool | None:
+    """Whether the string that ended before ``at`` is a key (a colon follows); None when
+    more than ``_ODD`` blanks stand in the way (then the body is parsed whole)."""
+    ahead = data[at : at + _ODD].lstrip(_BLANK)
+    if not ahead and at + _ODD < len(data):
+        return None
+    return ahead[:1] == b":"
 
 
 def _text(data: bytes | bytearray, a: int, e: int) -> str | None:

@@ -194,3 +194,24 @@ def test_the_read_is_the_read_of_the_whole_parse(
     assert a == b
     assert [(p.role, p.data) for p in cut.pictures] == [(p.role, p.data) for p in whole.pictures]
     assert cut.weight == whole.weight
+
+
+PICTURE_FIELD = '"plate_image": "' + b64(JPEG * 8) + '"'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"a": "' + "x" * 3000 + "\\\\" * 100 + '", ' + PICTURE_FIELD + "}",  # 200 backslashes
+        '{"a": "' + "x" * 3000 + '\\"' * 100 + '", ' + PICTURE_FIELD + "}",  # 100 escaped quotes
+        '{"' + "K" * 3000 + '"' + " " * 100 + ": 1, " + PICTURE_FIELD + "}",  # far from ":"
+        "{" + ", ".join(f'"{i}{"k" * 3000}": 1' for i in range(MAX_LONG + 1)) + "}",
+    ],
+    ids=["backslashes", "escaped-quotes", "blanks-before-colon", "long-keys"],
+)
+def test_what_would_cost_a_round_per_byte_is_parsed_whole(body: str) -> None:
+    """Shapes no camera sends, each of which would have the cut's loop go round once per
+    byte or per key in Python: they are handed to orjson whole (bounded work)."""
+    data = body.encode()
+    orjson.loads(data)  # valid JSON, each of them
+    assert parse_cutting_pictures(data) is None
