@@ -134,7 +134,19 @@ password = "{SECRETS["rtsp"]}"
     outputs: list[str] = []
     try:
         run = await lprmeta("run", "--config", str(config), "--log-level", "debug", cwd=tmp_path)
-        await asyncio.sleep(3)
+        # Until a refused login and the camera that hangs up on PLAY have been reported
+        # (FFmpeg's error text quotes its URL: the line this test most wants to see
+        # redacted). A fixed 3 s was not always enough with the whole suite running.
+        assert run.stderr is not None
+        early: list[bytes] = []
+        lost = refused = False
+        async with asyncio.timeout(30):
+            while not (lost and refused):
+                line = await run.stderr.readline()
+                assert line, b"".join(early)[-2000:]  # the daemon ended early
+                early.append(line)
+                lost |= b"camera stream lost" in line or b"cannot reach camera stream" in line
+                refused |= b"refused" in line or b"rejected" in line
         async with aiohttp.ClientSession() as s:
             target = f"http://127.0.0.1:{http_port}/lpr/tcp-cam"
             for password in ("wrong", SECRETS["receiver"]):
@@ -143,7 +155,8 @@ password = "{SECRETS["rtsp"]}"
                     outputs.append(await resp.text())
         await asyncio.sleep(1)
         run.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(run.communicate(), 15)
+        out, rest = await asyncio.wait_for(run.communicate(), 15)
+        err = b"".join(early) + rest
         outputs += [out.decode(), err.decode()]
         assert b"SEC1" in out  # the right credentials worked: the event line is there
         assert b"refused" in err or b"rejected" in err  # and the failures were reported
