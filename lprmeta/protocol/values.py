@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,6 +210,15 @@ def check_depth(value: Any) -> Any:
     return value
 
 
+def _int_or_digits(text: str) -> int | str:
+    """A JSON integer as int; one of more digits than Python converts (4,300 by default,
+    its guard against quadratic conversion, which raised ValueError past the parser: a
+    500 and the read lost) is kept as its digits, a text. The field it fills is then no
+    number of its kind, a problem of that field; ``raw`` keeps the digits."""
+    limit = sys.get_int_max_str_digits()
+    return int(text) if not limit or len(text) - text.startswith("-") <= limit else text
+
+
 def lenient_json(data: bytes | str) -> Any:
     """Parse JSON, repairing the guide's own mistakes if plain parsing fails.
 
@@ -227,7 +237,7 @@ def lenient_json(data: bytes | str) -> Any:
     if text[:1] == "\ufeff" or text[-1:] == "\x00":
         text = text.lstrip("\ufeff").rstrip("\x00")
     try:
-        return check_depth(json.loads(text))
+        return check_depth(json.loads(text, parse_int=_int_or_digits))
     except RecursionError as exc:
         raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as first:
@@ -235,7 +245,7 @@ def lenient_json(data: bytes | str) -> Any:
             r"\1,\2\3", _TRAILING_COMMA.sub(r"\1", text.translate(_SMART_QUOTES))
         )
         try:
-            return check_depth(json.loads(repaired))
+            return check_depth(json.loads(repaired, parse_int=_int_or_digits))
         except (json.JSONDecodeError, RecursionError):
             raise PayloadError(
                 f"payload is not JSON: {first.msg} (line {first.lineno} column {first.colno})",

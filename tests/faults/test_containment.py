@@ -445,6 +445,19 @@ async def test_hostile_values_over_http_are_200_with_problems(tmp_path: Path) ->
                     assert any(p.startswith(problem) for p in reply["problems"]), reply
                 ev = await events.wait_for(lambda e, b=body: e.plate == b["Plate"])
                 check_event(ev)
+            # A number of 5,000 digits (Python's int() refuses past 4,300): json.dumps cannot
+            # write one, so the body is written by hand, with a picture beside it.
+            digits = b"9" * 5000
+            raw_body = b'{"Plate": "HV6", "Speed": %b, "plate_image": "%b"}' % (
+                digits,
+                base64.b64encode(JPEG * 600),
+            )
+            status, reply = await push(port, raw_body)
+            assert status == 200, reply
+            assert any(p.startswith("speed:") for p in reply["problems"]), reply
+            hv6 = await events.wait_for(lambda e: e.plate == "HV6")
+            assert hv6.speed_kmh is None and hv6.raw["Speed"] == digits.decode()
+            assert [i.role for i in hv6.images] == ["plate"]
             hv3 = await events.wait_for(lambda e: e.plate == "HV3")
             assert hv3.resolution is None and hv3.raw["Resolution Width"] == -5
             hv5 = await events.wait_for(lambda e: e.plate == "HV5")

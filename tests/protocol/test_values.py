@@ -96,6 +96,16 @@ def test_a_plain_picture_decodes_exactly_at_or_under_its_limit(data: bytes, limi
         assert decode_base64_picture(text, limit=limit) == data
 
 
+def test_a_number_too_long_for_int_is_kept_as_its_digits() -> None:
+    """orjson refuses it, and Python's int() refuses past 4,300 digits: the body is still
+    read, the number kept as text (its field then a problem of that field only)."""
+    digits = "9" * 5000
+    body = f'{{"Speed": {digits}, "Small": -{"1" * 4300}, "Neg": -{digits}}}'.encode()
+    parsed = lenient_json(body)
+    assert parsed["Speed"] == digits and parsed["Neg"] == "-" + digits
+    assert isinstance(parsed["Small"], int)
+
+
 @pytest.mark.parametrize(("open_", "close"), [("[", "]"), ('{"a":', "}")])
 def test_json_nests_up_to_the_limit_and_not_one_level_more(open_: str, close: str) -> None:
     assert lenient_json((open_ * MAX_DEPTH + "1" + close * MAX_DEPTH).encode()) is not None
