@@ -216,7 +216,11 @@ class _Fields:
         if not self.fields:
             return self._shape.images
         out: list[tuple[str, str]] = []
-        mapped = _picture_map(self.fields)
+        mapped = {
+            fold_key(cam_key): IMAGE_CANONICAL[canon]
+            for canon, cam_key in self.fields.items()
+            if canon in IMAGE_CANONICAL
+        }
         for key in self.body:
             folded = fold_key(key)
             role = IMAGE_ROLES.get(mapped.get(folded, folded))
@@ -225,21 +229,16 @@ class _Fields:
         return out
 
 
-def _picture_map(fields: Mapping[str, str]) -> dict[str, str]:
-    """Folded camera key -> the picture alias it stands for, under a field map."""
-    return {
-        fold_key(cam_key): IMAGE_CANONICAL[canon]
-        for canon, cam_key in fields.items()
-        if canon in IMAGE_CANONICAL
-    }
-
-
 def settle_pictures(body: dict[str, Any], fields: Mapping[str, str]) -> None:
-    """Under a camera's field map: a :class:`Base64Picture` (decoded by the parse at a key
-    the vocabulary calls a picture) at a key this map reads otherwise gets its text back,
-    in place, so that every field reads as it did from the whole parse. (A picture only
-    this map names is a string still: decoded when taken, as ever.)"""
-    mapped = _picture_map(fields)
+    """Under a camera's field map that reads a picture key as another field (the map is
+    the user's to write: ``speed = "full_image"``), that :class:`Base64Picture` gets its
+    text back, in place, so the field reads (and fails) as it did from the whole parse;
+    the picture is then decoded from the text when taken, as ever. A map cannot make a
+    picture key anything less than a picture (its picture entries only add keys), and a
+    picture only the map names is a string still."""
+    as_text = {fold_key(key) for canon, key in fields.items() if canon not in IMAGE_CANONICAL}
+    if not as_text:
+        return
     stack: list[Any] = [body]
     while stack:
         node = stack.pop()
@@ -250,8 +249,7 @@ def settle_pictures(body: dict[str, Any], fields: Mapping[str, str]) -> None:
             continue
         for key, value in node.items():
             if type(value) is Base64Picture:
-                folded = fold_key(key)
-                if IMAGE_ROLES.get(mapped.get(folded, folded)) is None:
+                if fold_key(key) in as_text:
                     node[key] = value.text()
             elif type(value) is dict or type(value) is list:
                 stack.append(value)

@@ -170,7 +170,16 @@ def test_any_body_reads_as_orjson_reads_it(body: dict[str, Any], seed: int) -> N
 RENAMED = {"plate_image": "Snapshot", "plate": "Number"}
 
 
-@pytest.mark.parametrize("fields", [None, RENAMED, {"full_image": "plate_image"}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        None,
+        RENAMED,
+        {"full_image": "plate_image"},
+        {"speed": "full_image"},  # a picture key read as a number: its problem says its text
+        {"confidence": "Plate Image", "plate": "Number"},  # matched by the folded key
+    ],
+)
 @pytest.mark.parametrize(
     "extra",
     [
