@@ -206,7 +206,10 @@ class PacketDecoder:
         )
 
     def _take(self, command: int, start: int, data_end: int, end: int, *, alt: bool) -> Packet:
-        data = bytes(self._buf[start:data_end])
+        # One copy, through a view released at once (the buffer is resized by the next
+        # feed): a slice of the bytearray and then bytes() of it copied a packet twice.
+        with memoryview(self._buf) as view:
+            data = bytes(view[start:data_end])
         self._pos = end
         self.packets += 1
         return Packet(command, data, alt)
