@@ -36,20 +36,40 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 TRASH_ENV = "LPRMETA_BENCH_TRASH"
 
 
+# ext4 counts an inode deleted this long ago (its table block written out) as not recent.
+RECENT_DELETION_S = 61
+_DELETED_AT = Path(tempfile.gettempdir()) / "lprmeta-bench-deleted-at"
+
+
 def forget_deletions() -> bool:
-    """Files deleted before now cost the next files nothing more: ``sync``, then the
-    kernel's clean caches dropped (``/proc/sys/vm/drop_caches``, as root). Why: ext4
-    without a journal skips, for every file it creates, each free inode whose inode
-    table block is still in memory with a deletion time under a minute old (five while
-    dirty): ``recently_deleted()``. After 60,000 files were deleted, the bare hashing and
-    writing of TCP pictures (``pipeline_bench.floor``) fell from 2,998 to 549 inputs/s;
-    after a ``sync`` and this drop it was 2,275 again (2026-12-07); 6,000 deleted files
-    (one floor's) took it back to 466. ``perf`` showed the scan as 24% of the HTTP
-    daemon's CPU after such deletions. Done when the outermost benchmark starts (the
-    deletions of whatever ran before: tests, another benchmark) and after it has emptied
-    its trash (its own). ``False`` where it cannot be done (not root): the figures then
-    carry the earlier deletions' cost."""
+    """Files deleted before now cost the next files nothing more. Why: ext4 without a
+    journal skips, for every file it creates, each free inode whose inode table block is
+    in memory with a deletion time under a minute old (five while the block is dirty):
+    ``recently_deleted()``, a look-up per free inode, from the group's first, every time.
+    After 60,000 files were deleted, the bare hashing and writing of TCP pictures
+    (``pipeline_bench.floor``) fell from 2,998 to 549 inputs/s (2026-12-07), and ``perf``
+    showed the scan as 16-24% of the HTTP daemon's and pipeline's CPU.
+
+    So: ``sync`` (the blocks clean: one minute, not five), the kernel's clean caches
+    dropped (``/proc/sys/vm/drop_caches``, as root: a block not in memory is not looked
+    at until a new inode's allocation reads it back), and, when a benchmark of this
+    directory deleted files less than a minute ago (its trash, at its exit: the time is
+    kept in a file), a wait for the rest of that minute. Done when the outermost
+    benchmark starts; ``False`` when the caches could not be dropped (not root): the
+    figures then may carry deletions made by others (tests) in the last minutes."""
     os.sync()
+    try:
+        deleted_at = float(_DELETED_AT.read_text())
+    except (OSError, ValueError):
+        deleted_at = 0.0
+    wait = deleted_at + RECENT_DELETION_S - time.time()
+    if 0 < wait <= RECENT_DELETION_S:
+        print(
+            f"waiting {wait:.0f} s: the last benchmark's deletions (bench/README.md)",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(wait)
     try:
         Path("/proc/sys/vm/drop_caches").write_text("1\n")
     except OSError:
@@ -58,8 +78,16 @@ def forget_deletions() -> bool:
 
 
 def _empty_trash(trash: str) -> None:
+    try:
+        deleting = any(Path(trash).iterdir())
+    except OSError:
+        deleting = False
     shutil.rmtree(trash, ignore_errors=True)
-    forget_deletions()
+    if not deleting:
+        return
+    os.sync()
+    with contextlib.suppress(OSError):
+        _DELETED_AT.write_text(f"{time.time():.3f}\n")
 
 
 if not os.environ.get(TRASH_ENV):
