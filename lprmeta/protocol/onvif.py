@@ -239,6 +239,9 @@ class Notification:
     key: dict[str, str]
     data: dict[str, str]
     items_skipped: bool = False  # more than MAX_ITEMS items: the rest was not read
+    # What the items' names say (``_names(self.items)``), when the notification was read by
+    # a learned shape whose names are fixed: worked out once per shape, not per document.
+    names: _Names | None = field(default=None, compare=False, repr=False)
 
     @property
     def items(self) -> dict[str, str]:
@@ -413,6 +416,7 @@ class _NotePlan:
     operation: _Field
     parts: tuple[tuple[tuple[str, str | int], ...], ...]  # source, key, data: (name, value)
     items_skipped: bool
+    names: _Names  # _names() of the items' names, in the order Notification.items has them
 
     def build(self, values: list[str]) -> Notification:
         source, key, data = (
@@ -427,6 +431,7 @@ class _NotePlan:
             key,
             data,
             self.items_skipped,
+            self.names,
         )
 
 
@@ -461,6 +466,7 @@ def _learn(marked: bytes) -> _DocPlan | None:
                 None if n.operation is None else slot_of(n.operation),
                 (source, key, data),
                 n.items_skipped,
+                _read_names(n.items),  # the names of n.items: the marked values are not read
             )
         )
     return _DocPlan(tuple(notes), parsed.skipped_notifications)
@@ -771,7 +777,7 @@ def notification_event(
     generic ``kind: event`` read by the same normaliser (the fields the vocabulary knows
     are read, inline pictures saved), with ``raw`` holding the notification as sent."""
     items = n.items
-    names = _names(items)
+    names = _names(items) if n.names is None else n.names
     inline = _inline_pictures(items)
     weight = None if inline else _notification_weight(n)
     if weight is None:
