@@ -200,7 +200,7 @@ def main() -> None:
         cpu_tp = (cpu_seconds(daemon.pid) - c0) / wall * 100
         posts_s = done / wall
         time.sleep(2)  # let the snapshot writes and lines of phase 1 settle
-        floor = machine_floor(work)
+        floor_figures = machine_floor(work)
         settle_disk()
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         asyncio.run(load.open_loop(args.rate, args.seconds))
@@ -226,7 +226,7 @@ def main() -> None:
         "body_bytes": len(load.bodies[0][0]),
         "throughput_posts_per_s": round(posts_s, 1),
         "throughput_cpu_percent": round(cpu_tp, 1),
-        "floor": floor,
+        "floor": floor_figures,
         "rate": args.rate,
         "rate_sent": rate_sent,
         "rate_cpu_percent": round(cpu_rate, 1),
@@ -255,15 +255,15 @@ def main() -> None:
                 ("daemon CPU at that load", f"{cpu_tp:.0f}%", "", ""),
                 (
                     "the machine's floor: the pictures alone, per POST/s of a core",
-                    f"{floor['events_per_s_cpu']:,} (over pages in memory: "
-                    f"{floor['reused_pages_events_per_s_cpu']:,})",
+                    f"{floor_figures['events_per_s_cpu']:,} (over pages in memory: "
+                    f"{floor_figures['reused_pages_events_per_s_cpu']:,})",
                     "",
                     "",
                 ),
                 (
                     "  closed loop / floor; the rate below / floor",
-                    f"{posts_s / floor['events_per_s_cpu'] * 100:.0f}%; "
-                    f"{args.rate / floor['events_per_s_cpu'] * 100:.0f}%",
+                    f"{posts_s / floor_figures['events_per_s_cpu'] * 100:.0f}%; "
+                    f"{args.rate / floor_figures['events_per_s_cpu'] * 100:.0f}%",
                     "",
                     "",
                 ),
