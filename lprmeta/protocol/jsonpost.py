@@ -62,7 +62,9 @@ __all__ = [
     "MAX_PICTURES",
     "MAX_RAW_BYTES",
     "MAX_RAW_TEXT",
+    "KeyIndex",
     "bounded_raw",
+    "index_of_keys",
     "kind_of",
     "normalize_json",
     "settle_pictures",
@@ -135,6 +137,18 @@ def _index_of(body: Mapping[str, Any]) -> _Index:
     return _Index(body)
 
 
+KeyIndex = _Index  # what normalize_json's ``index`` takes: made by index_of_keys only
+
+
+def index_of_keys(keys: tuple[str, ...]) -> KeyIndex:
+    """What ``normalize_json`` works out from a body with exactly these keys, in this order:
+    for a caller that knows a body's keys before it has the body (the items of an ONVIF
+    notification, whose names a camera sends the same every time)."""
+    if len(keys) <= _SHAPE_KEYS and sum(map(len, keys)) <= _SHAPE_CHARS:
+        return _shape_index(keys)
+    return _Index(keys)
+
+
 class _Fields:
     """Looks up canonical fields in one JSON object, honouring a per-camera field map.
 
@@ -148,11 +162,12 @@ class _Fields:
         body: Mapping[str, Any],
         fields: Mapping[str, str],
         problems: list[str] | None = None,
+        index: _Index | None = None,
     ) -> None:
         self.body = body
         self.fields = fields
         self.problems: list[str] = problems if problems is not None else []
-        shape = _index_of(body)
+        shape = _index_of(body) if index is None else index
         self._shape = shape
         self.index: Mapping[str, str] = shape.folded
         self._keys: Mapping[str, str] = shape.keys
@@ -307,6 +322,7 @@ def normalize_json(
     picture_paths: tuple[tuple[str, str], ...] = (),
     problems: Sequence[str] = (),
     weight: int = 0,
+    index: KeyIndex | None = None,
 ) -> Read:
     """Normalize one camera JSON object into a Read (the event and its pictures).
 
@@ -314,15 +330,18 @@ def normalize_json(
     from the body. With ``strict_pictures`` a picture that is not valid base64
     raises :class:`PayloadError` (HTTP answers 400); without, the event keeps
     the picture as missing with the reason (TCP cannot answer). A caller whose
-    body is itself derived (RTSP items) passes its own ``raw`` and ``details``.
+    body is itself derived (RTSP items) passes its own ``raw`` and ``details``, and
+    may pass ``index``: ``index_of_keys(tuple(body))``, worked out once for bodies of
+    those keys.
     """
     body = expect_object(body)
     problems = list(problems)  # what the caller already cut (a body parsed by the worker)
     if len(body) > MAX_KEYS:
         problems.append(f"{len(body)} keys; the first {MAX_KEYS} were read and kept")
         body = dict(itertools.islice(body.items(), MAX_KEYS))
+        index = None  # of the keys before the cut
     fmap = dict(fields) if fields else _NO_FIELDS
-    f = _Fields(body, fmap, problems)
+    f = _Fields(body, fmap, problems, index)
     kind = kind or _kind_of(f)  # the same lookups: not a second index of the body
     builder = _BUILDERS.get(kind, _build_other)
     # Most bodies of an RTSP or TCP read have no picture field and a builder that looks

@@ -52,7 +52,15 @@ from ..envelope import Read
 from ..errors import DocumentError, PacketTooLarge
 from ..events import Kind, Source, fast_frozen_init
 from ..vocabulary import PICTURE_PATH_KEYS, fold_key
-from .jsonpost import MAX_RAW_BYTES, MAX_RAW_TEXT, normalize_json, text_items_weight, weighed_raw
+from .jsonpost import (
+    MAX_RAW_BYTES,
+    MAX_RAW_TEXT,
+    KeyIndex,
+    index_of_keys,
+    normalize_json,
+    text_items_weight,
+    weighed_raw,
+)
 from .scene import SceneParse, has_scene_plates, scene_objects
 from .shapes import Shapes, slot_of
 
@@ -674,6 +682,9 @@ class _Names:
     paths: tuple[tuple[str, str], ...]  # (name, role) of the picture paths, in order
     car_state: str | None  # Axis's carState
     rules: tuple[str, ...]  # names that fold to "rule" (the Source's first is the rule)
+    # normalize_json's index of the body notification_event makes of such items (not
+    # Axis's: it renames them): the names but the times, then "time".
+    body_index: KeyIndex
 
 
 # Sets of names of up to this many names and characters are remembered (512 sets at most).
@@ -705,6 +716,7 @@ def _read_names(names: Iterable[str]) -> _Names:
         ),
         next((name for name, f in folded if f == "carstate"), None),
         tuple(name for name, f in folded if f == "rule"),
+        index_of_keys((*(name for name, f in folded if f != "time"), "time")),
     )
 
 
@@ -827,6 +839,7 @@ def notification_event(
         details=details,
         picture_paths=_picture_paths(items, names) if plate else (),
         weight=weight,
+        index=None if axis else names.body_index,
     )
 
 

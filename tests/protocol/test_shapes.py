@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from lprmeta.errors import DocumentError
 from lprmeta.events import Kind
 from lprmeta.protocol import onvif
-from lprmeta.protocol.jsonpost import _whole_weight, weighed_raw
+from lprmeta.protocol.jsonpost import _index_of, _whole_weight, weighed_raw
 from lprmeta.protocol.onvif import (
     SHAPES,
     Notification,
@@ -344,6 +344,12 @@ def test_notification_event_reads_names_as_before(
     raw, _, _ = weighed_raw(n.to_json())
     assert event.raw == raw
     assert onvif._notification_weight(n) == _whole_weight(n.to_json())
+    # The index the names carry is the one normalize_json would make of the body
+    # notification_event builds (the items but their times, then "time").
+    names = onvif._names(items)
+    body = {k: v for k, v in items.items() if k not in names.times} | {"time": n.utc_time}
+    want, got = _index_of(body), names.body_index
+    assert (got.folded, got.keys, got.images) == (want.folded, want.keys, want.images)
 
 
 @pytest.mark.parametrize(
