@@ -683,8 +683,9 @@ class _Names:
     car_state: str | None  # Axis's carState
     rules: tuple[str, ...]  # names that fold to "rule" (the Source's first is the rule)
     # normalize_json's index of the body notification_event makes of such items (not
-    # Axis's: it renames them): the names but the times, then "time".
-    body_index: KeyIndex
+    # Axis's: it renames them): the names but the times, then "time". Out of equality:
+    # an index has none of its own (it is a function of the names, as the rest is).
+    body_index: KeyIndex = field(compare=False)
 
 
 # Sets of names of up to this many names and characters are remembered (512 sets at most).
