@@ -114,11 +114,18 @@ class Drain(threading.Thread):
 PICTURE_BYTES = 160_000  # ReadFactory: a 20 KB plate picture and an 80 KB full picture
 
 
-def inputs(kind: str, n: int) -> tuple[list[Any], Callable[[Any], list[Read]]]:
-    """``n`` pre-built inputs of ``kind`` and the function the input calls on one."""
+def sample_reads(kind: str, n: int) -> list[Read]:
+    """The distinct reads (200 at most) whose pictures the TCP or HTTP inputs carry, over
+    and over: the same for the inputs and for their floor."""
     # Pictures of 20 KB + 80 KB, as http_bench.py's and the issue's "~100 KB" (until
     # 2026-11-30 12.5 KB + 50 KB: ReadFactory's plate picture is a quarter of the other).
-    factory = ReadFactory(seed=1, picture_bytes=PICTURE_BYTES)
+    seed, prefix = (1, "T") if kind == "tcp" else (2, "H")
+    factory = ReadFactory(seed=seed, picture_bytes=PICTURE_BYTES)
+    return [factory.next(plate=f"{prefix}{i:07d}") for i in range(min(n, 200))]
+
+
+def inputs(kind: str, n: int) -> tuple[list[Any], Callable[[Any], list[Read]]]:
+    """``n`` pre-built inputs of ``kind`` and the function the input calls on one."""
     if kind == "rtsp":
         docs = [
             onvif_notification(plate=f"R{i:07d}", when=NOW, picture_path=None) for i in range(n)
@@ -129,7 +136,7 @@ def inputs(kind: str, n: int) -> tuple[list[Any], Callable[[Any], list[Read]]]:
 
         return docs, rtsp
     if kind == "tcp":
-        reads = [factory.next(plate=f"T{i:07d}") for i in range(min(n, 200))]
+        reads = sample_reads(kind, n)
         packets = [encode_recognition(reads[i % len(reads)].recognition()) for i in range(n)]
         decoder = PacketDecoder()
 
@@ -145,8 +152,7 @@ def inputs(kind: str, n: int) -> tuple[list[Any], Callable[[Any], list[Read]]]:
         return packets, tcp
     if kind.startswith("http"):
         era = kind.split("-")[1]
-        factory = ReadFactory(seed=2, picture_bytes=PICTURE_BYTES)
-        base = [factory.next(plate=f"H{i:07d}") for i in range(min(n, 200))]
+        base = sample_reads(kind, n)
         bodies = [
             orjson.dumps(base[i % len(base)].http_body(era=era) | {"Plate": f"H{i:07d}"})
             for i in range(n)
@@ -191,13 +197,10 @@ def _b64decode(text: bytes) -> bytes:
 def floor_pictures(kind: str, n: int) -> list[tuple[bytes, ...]]:
     """Per input of ``kind`` (as :func:`inputs` builds it), its pictures as the input
     carries them: JPEG bytes (TCP) or base64 text (HTTP)."""
+    reads = sample_reads(kind, n)
     if kind == "tcp":
-        factory = ReadFactory(seed=1, picture_bytes=PICTURE_BYTES)
-        reads = [factory.next(plate=f"T{i:07d}") for i in range(min(n, 200))]
         pictures = [(r.plate_jpeg, r.full_jpeg) for r in reads]
     else:
-        factory = ReadFactory(seed=2, picture_bytes=PICTURE_BYTES)
-        reads = [factory.next(plate=f"H{i:07d}") for i in range(min(n, 200))]
         pictures = [(base64.b64encode(r.plate_jpeg), base64.b64encode(r.full_jpeg)) for r in reads]
     return [pictures[i % len(pictures)] for i in range(n)]
 

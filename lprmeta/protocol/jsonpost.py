@@ -130,11 +130,7 @@ def _shape_index(keys: tuple[str, ...]) -> _Index:
 
 
 def _index_of(body: Mapping[str, Any]) -> _Index:
-    if len(body) <= _SHAPE_KEYS:
-        keys = tuple(body)
-        if sum(map(len, keys)) <= _SHAPE_CHARS:
-            return _shape_index(keys)
-    return _Index(body)
+    return index_of_keys(tuple(body)) if len(body) <= _SHAPE_KEYS else _Index(body)
 
 
 KeyIndex = _Index  # what normalize_json's ``index`` takes: made by index_of_keys only
