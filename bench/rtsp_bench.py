@@ -74,6 +74,11 @@ def daemon_config(work: Path, ports: list[int]) -> Path:
     return path
 
 
+def us_per_document(cpu_percent: float, args: argparse.Namespace) -> float:
+    """Microseconds of CPU per document sent, from a share of a core."""
+    return float(cpu_percent / 100 / (args.cameras * args.rate) * 1e6)
+
+
 def run_daemon(args: argparse.Namespace, analytics: float, scene: float = 0.0) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-rtsp-"))
     sim = Sim(args.cameras, args.rate, analytics, args.seconds, scene)
@@ -117,6 +122,7 @@ def run_daemon(args: argparse.Namespace, analytics: float, scene: float = 0.0) -
         "lost": len(sim.sent) - len(lat),
         "cpu_percent": round(cpu, 1),
         "loop_thread_cpu_percent": round(loop_cpu, 1),
+        "loop_us_per_document": round(us_per_document(loop_cpu, args), 1),
         "rss_mib_max": round(max(rss_samples), 1),
         "pss_mib": round(pss, 1),
         "threads": thread_count,
@@ -213,6 +219,14 @@ def main() -> None:
         ),
         ("  of which the event loop thread", f"{plates['loop_thread_cpu_percent']:.0f}%", "", ""),
         (
+            # Comparable with pipeline_bench.py's RTSP figure (the same path on a quiet
+            # core): here it runs among the readers' wake-ups (bench/README.md).
+            "  the loop's CPU per document",
+            f"{plates['loop_us_per_document']:.0f} us",
+            "",
+            "",
+        ),
+        (
             "  daemon RSS (max)",
             f"{plates['rss_mib_max']:.0f} MiB",
             "<= 120 MiB",
@@ -286,7 +300,8 @@ def main() -> None:
         rows += [
             (
                 f"{ffmpeg['processes']} x ffmpeg: CPU",
-                f"{ffmpeg['cpu_percent']:.0f}% of a core",
+                f"{ffmpeg['cpu_percent']:.0f}% of a core "
+                f"({us_per_document(ffmpeg['cpu_percent'], args):.0f} us a document)",
                 "",
                 "",
             ),
