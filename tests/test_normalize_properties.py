@@ -34,6 +34,7 @@ from lprmeta.protocol.tcp import (
     encode_chunk,
     encode_metadata,
 )
+from lprmeta.protocol.values import _parse_time, parse_time
 from lprmeta.sinks.jsonl import encode_line
 from lprmeta.vocabulary import FIELDS, IMAGE_ROLES, fold_key
 
@@ -230,3 +231,29 @@ def test_onvif_any_value_in_an_item_or_the_time(utc: str, name: str, value: str)
     if len(value) <= MAX_RAW_TEXT:  # quoteattr writes line ends as references: kept as is
         assert event.raw["data"][name] == value
     assert event.raw["utc_time"] == utc
+
+
+def _onvif_shaped(text: str) -> str:
+    """24 characters with "T" at 10 and "Z" last: what parse_time's fast path takes."""
+    return (text + "0" * 24)[:10] + "T" + (text + "0" * 24)[11:23] + "Z"
+
+
+@PROPERTIES
+@given(
+    st.one_of(
+        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+            lambda d: d.isoformat(timespec="milliseconds") + "Z"
+        ),
+        st.text(st.sampled_from("0123456789-:.+TZ \t"), min_size=20, max_size=24).map(
+            _onvif_shaped
+        ),
+        st.text(max_size=30).map(_onvif_shaped),
+    )
+)
+def test_onvif_utc_time_reads_as_the_general_path_reads_it(text: str) -> None:
+    """parse_time's shortcut for "2026-12-07T12:57:53.713Z" gives what its checks would:
+    the same time, in the same zone object (or None), for any text of that shape."""
+    fast, general = parse_time(text), _parse_time(text)
+    assert fast == general
+    assert type(fast) is type(general)
+    assert fast is None or fast.tzinfo is general.tzinfo  # type: ignore[union-attr]

@@ -119,6 +119,18 @@ _TIME_FORMATS = ("%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S", "%d-%m-%Y %H:%M:%S
 def parse_time(value: object) -> datetime | None:
     """A camera time: ``2023-09-15 06:19:57.267`` (camera local, kept naive), ISO 8601
     (``...Z`` -> UTC), or POSIX seconds/milliseconds (UTC)."""
+    if type(value) is str and len(value) == 24 and value[23] == "Z" and value[10] == "T":
+        # ONVIF's UtcTime with milliseconds ("2026-12-07T12:57:53.713Z"): every RTSP read
+        # has one. What the checks below end in for it (a time in UTC, whose astimezone()
+        # is itself), without them: 1.5 -> 0.4 us. A property test holds the two together.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # not a time after all: the general path says what it is
+    return _parse_time(value)
+
+
+def _parse_time(value: object) -> datetime | None:
     if is_none(value) or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
