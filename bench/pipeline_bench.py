@@ -74,6 +74,7 @@ from lprmeta.protocol.onvif import document_events
 from lprmeta.protocol.scene import PlateTracker, scene_read
 from lprmeta.protocol.tcp import PacketDecoder, decode_packet, encode_recognition
 from lprmeta.simulator.script import ReadFactory, onvif_notification
+from lprmeta.storage import _write_new
 
 sys.path.insert(0, str(ROOT / "bench"))
 from _rtsp_sim import scene_frame
@@ -207,8 +208,8 @@ def floor_pictures(kind: str, n: int) -> list[tuple[bytes, ...]]:
 
 def floor(kind: str, n: int, work: Path) -> dict[str, Any]:
     """The floor of ``kind`` on this machine, measured in the same run: per input, each
-    picture decoded from base64 (HTTP), hashed (sha256) and written as a new file
-    (``.part``, then renamed, as the daemon does), in a plain loop on the same core. Why
+    picture decoded from base64 (HTTP), hashed (sha256) and written as a new file (by
+    the daemon's own ``storage._write_new``), in a plain loop on the same core. Why
     it is printed: on this virtual machine the kernel's first use of a page costs ~7 us
     (the host maps it in; free pages go back to the host), so writing 100 KB into new
     files costs ~170 us of system time whoever writes it: the TCP target (5,000/s, 200 us
@@ -232,7 +233,7 @@ def _floor_loop(
     # The fastest decoder there is here (the daemon's too): the floor is what no
     # implementation can skip, not what the standard library's decoder costs.
     decode = _b64decode if kind.startswith("http") else None
-    new = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    made: set[str] = set()
     settle_disk()
     if directory is None:
         over = tempfile.NamedTemporaryFile(prefix="lprmeta-bench-floor-")  # noqa: SIM115
@@ -249,11 +250,9 @@ def _floor_loop(
             if directory is None:
                 os.pwrite(over.fileno(), data, 0)
                 continue
-            path = f"{directory}/{i}_{j}.jpg"
-            fd = os.open(path + ".part", new, 0o666)
-            os.write(fd, data)
-            os.close(fd)
-            os.replace(path + ".part", path)  # noqa: PTH105  # as storage.py
+            # The daemon's way of making a file: what it is, the floor's is (since
+            # 2026-12-07 an unnamed file linked whole; before, ".part" renamed).
+            _write_new(str(directory), f"{directory}/{i}_{j}.jpg", data, made=made)
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     if directory is None:

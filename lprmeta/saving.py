@@ -23,7 +23,8 @@ on this machine each costs 20-40 us of CPU: as much as hashing a 50 KB picture. 
   waits ``linger`` at most; a lone result costs one wake-up, as before.
 
 Threads are started on demand (up to ``workers``) and are daemon threads: a save stuck
-on a dead disk must not keep the process from exiting (its ``.part`` file stays).
+on a dead disk must not keep the process from exiting (its unnamed file goes with the
+process; where pictures are written as ``.part`` files, that file stays).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +118,98 @@ def test_the_set_of_known_directories_stays_bounded(tmp_path: Path) -> None:
     )
     assert again.missing is None and again.path is not None
     assert Path(again.path).read_bytes() == JPEG
+
+
+def test_while_a_picture_is_written_its_name_is_not_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader listing the day's directory while a picture is written never finds it by
+    its name, half written. With O_TMPFILE it finds nothing of it at all (the file has no
+    name until it is linked whole); where the file system has none, only a ``.part``."""
+    from lprmeta import storage
+
+    seen: list[list[str]] = []
+    real_write = os.write
+
+    def write(fd: int, data: Any) -> int:
+        seen.append(sorted(p.name for p in Path(directory).iterdir()))
+        return real_write(fd, data)
+
+    directory = str(tmp_path / "day")
+    monkeypatch.setattr(storage.os, "write", write)
+    storage._write_new(directory, f"{directory}/a.jpg", JPEG * 1000, made=set())
+    monkeypatch.undo()
+    assert seen
+    assert all(names == ([] if storage._UNNAMED else ["a.jpg.part"]) for names in seen)
+    assert Path(directory, "a.jpg").read_bytes() == JPEG * 1000
+    assert sorted(p.name for p in Path(directory).iterdir()) == ["a.jpg"]
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["o_tmpfile", "part_and_rename"])
+def test_a_picture_saved_again_under_its_name_replaces_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    """Both ways of writing leave one file, the newer, and no ``.part`` (a crash's
+    leftover ``.part`` of the same name included)."""
+    from lprmeta import storage
+
+    monkeypatch.setattr(storage, "_UNNAMED", unnamed and storage._UNNAMED)
+    directory = str(tmp_path / "day")
+    path = f"{directory}/a.jpg"
+    storage._write_new(directory, path, b"old", made=set())
+    Path(path + ".part").write_bytes(b"leftover")
+    storage._write_new(directory, path, JPEG, made=set())
+    assert Path(path).read_bytes() == JPEG
+    assert sorted(p.name for p in Path(directory).iterdir()) == ["a.jpg"]
+
+
+def test_a_file_system_without_o_tmpfile_gets_part_files_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where opening a directory with O_TMPFILE is refused (EISDIR, EOPNOTSUPP: an old
+    kernel, a network file system), the store says so to itself once and writes
+    ``.part`` files renamed into place; the pictures are saved all the same."""
+    from lprmeta import storage
+
+    monkeypatch.setattr(storage, "_UNNAMED", True)
+    # Opening a directory for writing without O_TMPFILE: EISDIR, as an old kernel answers.
+    monkeypatch.setattr(storage, "_UNNAMED_FILE", os.O_WRONLY | os.O_CLOEXEC)
+    store = ImageStore(tmp_path / "snaps")
+    event = Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate="AB12")
+    ref = store.save(event, Picture("plate", JPEG))
+    assert ref.missing is None and ref.path is not None
+    assert Path(ref.path).read_bytes() == JPEG
+    assert storage._UNNAMED is False
+    again = store.save(event, Picture("full", JPEG))
+    assert again.missing is None and again.path is not None
+    assert sorted(p.name for p in Path(ref.path).parent.iterdir()) == sorted(
+        [Path(ref.path).name, Path(again.path).name]
+    )
+
+
+def test_a_link_refused_by_proc_or_the_file_system_falls_back_to_part_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_TMPFILE opened, but linking it refused (EXDEV, EPERM: a /proc or file system
+    that will not): the picture is still saved, as a ``.part`` renamed, and so are the
+    next ones without trying again."""
+    from lprmeta import storage
+
+    links: list[str] = []
+
+    def refuse(src: str, dst: str, **kwargs: Any) -> None:
+        links.append(dst)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(storage, "_UNNAMED", True)
+    monkeypatch.setattr(storage.os, "link", refuse)
+    store = ImageStore(tmp_path / "snaps")
+    event = Event(kind=Kind.PLATE, camera="gate", source=Source.TCP, plate="AB12")
+    first = store.save(event, Picture("plate", JPEG))
+    second = store.save(event, Picture("full", JPEG))
+    for ref in (first, second):
+        assert ref.missing is None and ref.path is not None
+        assert Path(ref.path).read_bytes() == JPEG
+    assert storage._UNNAMED is False
+    assert len(links) <= 1  # tried once at most, not for every picture
+    assert not list((tmp_path / "snaps").rglob("*.part"))
