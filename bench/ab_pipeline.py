@@ -30,11 +30,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, discard, machine, pin, save
+from _common import ROOT, discard, machine, pin, save, work_dir
 
 
 def start_once(tree: Path, only: str, events: int, core: int) -> subprocess.Popen[bytes]:
@@ -132,7 +131,7 @@ def main() -> None:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-ab-"))
+    work = work_dir("lprmeta-ab-")
     before = work / "before"
     subprocess.run(
         ["git", "worktree", "add", "--detach", "-q", str(before), rev], cwd=ROOT, check=True

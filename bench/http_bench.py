@@ -26,7 +26,6 @@ import base64
 import json
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from _common import (
     start_daemon,
     table,
     wait_for_log,
+    work_dir,
 )
 from pipeline_bench import floor
 
@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--no-disk-writer", action="store_true")
     args = ap.parse_args()
     pin({1})
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-http-"))
+    work = work_dir("lprmeta-bench-http-")
     with __import__("socket").socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

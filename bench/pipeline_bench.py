@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, discard, machine, pin, save, settle_disk
+from _common import ROOT, discard, machine, pin, save, settle_disk, work_dir
 
 sys.path.insert(0, str(ROOT))
 
@@ -371,8 +371,11 @@ def main() -> None:
         "single runs differ by 20%%), every run is kept in the JSON",
     )
     args = ap.parse_args()
+    unknown = sorted(set(args.only.split(",")) - set(KINDS))
+    if unknown:
+        ap.error(f"--only: unknown kind(s) {', '.join(unknown)}; the kinds: {', '.join(KINDS)}")
     pin({args.core})  # one core: the loop and the picture threads share it, as the issue's
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-pipeline-"))
+    work = work_dir("lprmeta-bench-pipeline-")
     result: dict[str, Any] = {"machine": machine()}
     try:
         for kind in args.only.split(","):

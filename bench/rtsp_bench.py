@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from _common import (
     thread_cpu,
     threads,
     wait_for_log,
+    work_dir,
 )
 
 PASSWORD = "sim-password"
@@ -80,7 +80,7 @@ def us_per_document(cpu_percent: float, args: argparse.Namespace) -> float:
 
 
 def run_daemon(args: argparse.Namespace, analytics: float, scene: float = 0.0) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-rtsp-"))
+    work = work_dir("lprmeta-bench-rtsp-")
     sim = Sim(args.cameras, args.rate, analytics, args.seconds, scene)
     daemon = start_daemon(daemon_config(work, sim.ports), work, core=0)
     arrivals: dict[str, float] = {}

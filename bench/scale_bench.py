@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from _common import (
     start_daemon,
     table,
     wait_for_log,
+    work_dir,
 )
 
 
@@ -175,7 +175,7 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
     seconds = args.soak_minutes * 60 if args.soak_minutes else args.seconds
     n_tcp = n_http = args.cameras // 3
     n_rtsp = args.cameras - n_tcp - n_http
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-scale-"))
+    work = work_dir("lprmeta-bench-scale-")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         http_port = s.getsockname()[1]

@@ -25,15 +25,13 @@ import argparse
 import asyncio
 import random
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from _common import ROOT, discard, machine, percentiles, save, table
+from _common import ROOT, discard, machine, percentiles, save, table, work_dir
 
 sys.path.insert(0, str(ROOT))
 
@@ -231,7 +229,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--only", choices=["sqlite", "postgresql"])
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-store-"))
+    work = work_dir("lprmeta-bench-store-")
     results: dict[str, Any] = {"machine": machine(), "events": args.events}
     kinds = [args.only] if args.only else ["sqlite", "postgresql"]
     cluster: PgCluster | None = None

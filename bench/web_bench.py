@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, cpu_seconds, discard, machine, percentiles, save, table
+from _common import ROOT, cpu_seconds, discard, machine, percentiles, save, table, work_dir
 
 sys.path.insert(0, str(ROOT))
 
@@ -168,7 +168,7 @@ async def camera(
 
 
 async def read_to_row(cameras: int, seconds: float) -> dict[str, Any]:
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-web-"))
+    work = work_dir("lprmeta-bench-web-")
     http_port, api_port = free_port(), free_port()
     config = write_config(
         work, cameras=cameras, http_port=http_port, api_port=api_port, data=work / "data"
@@ -257,7 +257,7 @@ def build_store(db_dir: Path, events: int) -> None:
 
 async def first_paint(db_dir: Path, events: int, loads: int) -> dict[str, Any]:
     await asyncio.to_thread(build_store, db_dir, events)
-    work = Path(tempfile.mkdtemp(prefix="lprmeta-bench-web-paint-"))
+    work = work_dir("lprmeta-bench-web-paint-")
     http_port, api_port = free_port(), free_port()
     config = write_config(work, cameras=50, http_port=http_port, api_port=api_port, data=db_dir)
     proc = await start(config, work, api_port)
