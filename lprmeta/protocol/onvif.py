@@ -250,6 +250,9 @@ class Notification:
     # What the items' names say (``_names(self.items)``), when the notification was read by
     # a learned shape whose names are fixed: worked out once per shape, not per document.
     names: _Names | None = field(default=None, compare=False, repr=False)
+    # ``_notification_weight(self)`` when a learned shape worked it out (its names' and
+    # constants' part once per shape, the values' lengths per document); -1: not known.
+    weight: int = field(default=-1, compare=False, repr=False)
 
     @property
     def items(self) -> dict[str, str]:
@@ -425,12 +428,27 @@ class _NotePlan:
     parts: tuple[tuple[tuple[str, str | int], ...], ...]  # source, key, data: (name, value)
     items_skipped: bool
     names: _Names  # _names() of the items' names, in the order Notification.items has them
+    # The notification's _notification_weight but for its slots' values (-1 when a name or
+    # constant is past a limit: then it is not worked out here), and those slots.
+    weight: int
+    sized: tuple[int, ...]
 
     def build(self, values: list[str]) -> Notification:
         source, key, data = (
             {name: v if isinstance(v, str) else values[v] for name, v in part}
             for part in self.parts
         )
+        weight = self.weight
+        if weight >= 0:
+            lengths = sum(map(len, map(values.__getitem__, self.sized)))
+            weight += lengths
+            # As _notification_weight: a value past its limit, or the whole past the byte
+            # budget, and it is not this sum's to say (-1: worked out, as ever, when used).
+            if weight > MAX_RAW_BYTES or (
+                lengths > MAX_RAW_TEXT
+                and max(map(len, map(values.__getitem__, self.sized))) > MAX_RAW_TEXT
+            ):
+                weight = -1
         return Notification(
             self.topic,
             _pick(self.utc_time, values),
@@ -440,6 +458,7 @@ class _NotePlan:
             data,
             self.items_skipped,
             self.names,
+            weight,
         )
 
 
@@ -467,14 +486,17 @@ def _learn(marked: bytes) -> _DocPlan | None:
         if slot_of(n.topic) != n.topic:
             return None  # the topic is element text: never a value
         source, key, data = parts
+        utc_time = None if n.utc_time is None else slot_of(n.utc_time)
+        operation = None if n.operation is None else slot_of(n.operation)
         notes.append(
             _NotePlan(
                 n.topic,
-                None if n.utc_time is None else slot_of(n.utc_time),
-                None if n.operation is None else slot_of(n.operation),
+                utc_time,
+                operation,
                 (source, key, data),
                 n.items_skipped,
                 _read_names(n.items),  # the names of n.items: the marked values are not read
+                *_plan_weight(n.topic, utc_time, operation, (source, key, data)),
             )
         )
     return _DocPlan(tuple(notes), parsed.skipped_notifications)
@@ -721,6 +743,39 @@ def _read_names(names: Iterable[str]) -> _Names:
     )
 
 
+def _plan_weight(
+    topic: str,
+    utc_time: _Field,
+    operation: _Field,
+    parts: tuple[tuple[tuple[str, str | int], ...], ...],
+) -> tuple[int, tuple[int, ...]]:
+    """A learned notification's :func:`_notification_weight` but for its slots' values,
+    and those slots; (-1, ()) when a name, the topic or a constant is past its limit."""
+    strings: list[str] = []
+    sized: list[int] = []
+    for value in (utc_time, operation):
+        if isinstance(value, int):
+            sized.append(value)
+        elif value is not None:
+            strings.append(value)
+    weight = (5 + 16 + len(topic)) + (6 + 8) + (3 + 8) + (4 + 8)
+    for part in parts:
+        for name, value in part:
+            if len(name) > 256:
+                return -1, ()
+            weight += len(name) + 16
+            if isinstance(value, int):
+                sized.append(value)
+            else:
+                strings.append(value)
+    if any(len(s) > MAX_RAW_TEXT for s in (topic, *strings)):
+        return -1, ()
+    weight += sum(map(len, strings))
+    weight += 8 + 8 + 16 if utc_time is None else 8 + 16
+    weight += 9 + 8 + 16 if operation is None else 9 + 16
+    return weight, tuple(sized)
+
+
 def _notification_weight(n: Notification) -> int | None:
     """``weighed_raw(n.to_json())``'s weight when it would keep the raw whole, else
     ``None``: the same sums, over the three flat dictionaries at C speed."""
@@ -792,7 +847,7 @@ def notification_event(
     items = n.items
     names = _names(items) if n.names is None else n.names
     inline = _inline_pictures(items)
-    weight = None if inline else _notification_weight(n)
+    weight = None if inline else n.weight if n.weight >= 0 else _notification_weight(n)
     if weight is None:
         raw, dropped, weight = weighed_raw(_scrubbed(n.to_json(), set(inline.values())))
     else:  # what weighed_raw would give, without its walk (3 of the path's 50 us)

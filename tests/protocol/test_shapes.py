@@ -96,6 +96,15 @@ def learn(doc: bytes) -> None:
     by_default(doc)
 
 
+def assert_weights(read: onvif.ParsedDocument | type[DocumentError]) -> None:
+    """A notification read by its shape carries _notification_weight's answer (or -1, only
+    where that answer is None: a value past its limit)."""
+    assert isinstance(read, onvif.ParsedDocument)
+    for n in read.notifications:
+        want = onvif._notification_weight(n)
+        assert n.weight == (-1 if want is None else want)
+
+
 def test_a_plate_document_is_read_by_its_shape_from_the_third_sighting() -> None:
     parse_document(doc_of(plate="A1"))
     assert SHAPES.learned == 0  # once seen: only remembered
@@ -118,6 +127,7 @@ def test_every_fixture_reads_the_same_by_its_shape(path: Any) -> None:
     assert read == by_tree(doc)
     if SHAPES.hits > hits:  # read by its shape: the names it carries are its items' names'
         assert isinstance(read, onvif.ParsedDocument)
+        assert_weights(read)
         for n in read.notifications:
             want = onvif._names(n.items)
             assert n.names == want and n.names is not None
@@ -162,6 +172,7 @@ def test_awkward_values_read_as_the_parser_reads_them(value: bytes) -> None:
         assert by_default(doc) == by_tree(doc), field
         if value in _READ_AS_THEMSELVES:  # these take the shape's path; the others must not
             assert SHAPES.hits == hits + 1, field
+            assert_weights(by_default(doc))
         else:
             assert SHAPES.hits == hits, field
 
@@ -190,7 +201,38 @@ def test_any_values_read_as_the_parser_reads_them(values: dict[str, bytes]) -> N
     learn(doc_of())
     assert SHAPES.learned == 1
     doc = doc_of(**values)
-    assert by_default(doc) == by_tree(doc)
+    hits = SHAPES.hits
+    read = by_default(doc)
+    assert read == by_tree(doc)
+    if SHAPES.hits > hits:
+        assert_weights(read)
+
+
+@pytest.mark.parametrize(
+    ("values", "known"),
+    [
+        ({}, True),
+        ({"plate": b"x" * (16 * 1024)}, True),  # at the limit of a text
+        ({"plate": b"x" * (16 * 1024 + 1)}, False),  # past it: weighed_raw cuts it
+        ({"plate": b"x" * 15_000, "rule": b"y" * 15_000, "path": b"z" * 15_000}, True),
+    ],
+)
+def test_a_learned_shape_weighs_its_values(
+    values: dict[str, bytes], known: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values long enough for the limits: the shape's weight is _notification_weight's,
+    and where a value is past its limit it says nothing (-1) and the walk decides.
+    (Documents that long are not looked up by default: the limits are a second guard.)"""
+    monkeypatch.setattr(SHAPES, "max_bytes", 1 << 20)
+    learn(doc_of())
+    doc = doc_of(**values)
+    hits = SHAPES.hits
+    read = parse_document(doc)
+    assert SHAPES.hits == hits + 1
+    assert_weights(read)
+    assert (read.notifications[0].weight >= 0) is known
+    event = notification_event(read.notifications[0], camera="c", received=NOW).event
+    assert event.raw == weighed_raw(read.notifications[0].to_json())[0]
 
 
 @pytest.mark.parametrize(
