@@ -116,9 +116,11 @@ def work_dir(prefix: str) -> Path:
     ``/tmp``, where every earlier benchmark and test deleted theirs, and on this machine's
     ext4 without a journal each new file there scanned past those (five minutes and more
     after the deletions: an inode table block that a new file dirties counts its deleted
-    inodes as recent for five minutes). 2026-12-07, ``pipeline_bench`` TCP fed alternately
-    in ``/tmp`` and in a ``+T`` directory: 942-1,492 against 1,640-1,847 inputs/s, the
-    kernel's share 46-63% against 33-36%. Where the flag cannot be set (another file
+    inodes as recent for five minutes). 2026-12-07, ``pipeline_bench``'s TCP feed in
+    separate processes one after another, alternately in ``/tmp`` and in a ``+T``
+    directory: 942-1,492 against 1,640-1,847 inputs/s, the kernel's share 46-63% against
+    33-36%. (Inside one outermost benchmark, which deletes nothing until it exits, it made
+    no difference.) Where the flag cannot be set (another file
     system, no privilege), a plain directory: nothing else changes."""
     base = Path(tempfile.gettempdir()) / "lprmeta-bench-work"
     base.mkdir(exist_ok=True)
