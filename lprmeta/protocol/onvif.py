@@ -750,30 +750,24 @@ def _plan_weight(
     parts: tuple[tuple[tuple[str, str | int], ...], ...],
 ) -> tuple[int, tuple[int, ...]]:
     """A learned notification's :func:`_notification_weight` but for its slots' values,
-    and those slots; (-1, ()) when a name, the topic or a constant is past its limit."""
-    strings: list[str] = []
-    sized: list[int] = []
-    for value in (utc_time, operation):
-        if isinstance(value, int):
-            sized.append(value)
-        elif value is not None:
-            strings.append(value)
-    weight = (5 + 16 + len(topic)) + (6 + 8) + (3 + 8) + (4 + 8)
-    for part in parts:
-        for name, value in part:
-            if len(name) > 256:
-                return -1, ()
-            weight += len(name) + 16
-            if isinstance(value, int):
-                sized.append(value)
-            else:
-                strings.append(value)
-    if any(len(s) > MAX_RAW_TEXT for s in (topic, *strings)):
+    and those slots; (-1, ()) when a name, the topic or a constant is past its limit.
+    Worked out by that function itself, over the notification with every slot empty: a
+    slot's value then adds its length alone (``_NotePlan.build`` checks it per document
+    against the text limit and the whole against the byte budget)."""
+
+    def blank(field: _Field) -> str | None:
+        return "" if isinstance(field, int) else field
+
+    source, key, data = (
+        {name: "" if isinstance(v, int) else v for name, v in part} for part in parts
+    )
+    weight = _notification_weight(
+        Notification(topic, blank(utc_time), blank(operation), source, key, data)
+    )
+    if weight is None:
         return -1, ()
-    weight += sum(map(len, strings))
-    weight += 8 + 8 + 16 if utc_time is None else 8 + 16
-    weight += 9 + 8 + 16 if operation is None else 9 + 16
-    return weight, tuple(sized)
+    fields = (utc_time, operation, *(v for part in parts for _, v in part))
+    return weight, tuple(f for f in fields if isinstance(f, int))
 
 
 def _notification_weight(n: Notification) -> int | None:
@@ -847,7 +841,12 @@ def notification_event(
     items = n.items
     names = _names(items) if n.names is None else n.names
     inline = _inline_pictures(items)
-    weight = None if inline else n.weight if n.weight >= 0 else _notification_weight(n)
+    if inline:
+        weight = None
+    elif n.weight >= 0:  # worked out by the document's learned shape
+        weight = n.weight
+    else:
+        weight = _notification_weight(n)
     if weight is None:
         raw, dropped, weight = weighed_raw(_scrubbed(n.to_json(), set(inline.values())))
     else:  # what weighed_raw would give, without its walk (3 of the path's 50 us)
