@@ -9,6 +9,16 @@
   const LIVE_ROWS = 200; // rows kept on the live page: a wall screen open for a day
   const LIVE_FIRST = 50; // rows fetched when the live page opens or reconnects
   const POLL_MS = 2000; // the cameras page's refresh
+  // Live reads are drawn together at most this often (a read at a quiet gate is drawn
+  // at once), and a live row's pictures are fetched once it has been in sight this
+  // long. At a busy site (200 reads a second in bench/web_bench.py) a row is in sight
+  // for a few tens of milliseconds, nobody can look at it, and fetching and decoding
+  // its two pictures anyway cost the browser more than a core and the daemon a tenth
+  // of one: on a 2-core box the rows fell seconds behind. Measured there (2026-12-07,
+  // alternating runs): Chromium 110-112% -> 67-70% of a core, the daemon 57.5% ->
+  // 46-48%, read -> row p50 / p99 503-1,690 / 1,922-3,865 ms -> 95-102 / 184-189 ms.
+  const DRAW_MS = 100;
+  const LOOK_MS = 200;
   const main = document.getElementById("main");
   const statusBox = document.getElementById("status");
 
@@ -142,25 +152,28 @@
     return out;
   }
 
-  function thumbnails(ev, limit) {
+  function thumbnails(ev, limit, later) {
+    // later: an IntersectionObserver that gives each picture its src once it has been
+    // in sight (the live page); without one, the browser's own lazy loading.
     const images = ev.images || [];
     const out = [];
     images.slice(0, limit).forEach((image, index) => {
       if (image.missing) {
         out.push(el("span", { class: "missing", text: `${image.role}: picture missing (${image.missing})` }));
       } else {
-        out.push(
-          shownOrSaid(
-            el("img", {
-              class: `thumb role-${image.role}`,
-              src: pictureUrl(ev, index),
-              alt: `${image.role} picture`,
-              loading: "lazy",
-              decoding: "async",
-            }),
-            image.role,
-          ),
-        );
+        const img = el("img", {
+          class: `thumb role-${image.role}`,
+          alt: `${image.role} picture`,
+          loading: "lazy",
+          decoding: "async",
+        });
+        if (later) {
+          img.dataset.src = pictureUrl(ev, index);
+          later.observe(img);
+        } else {
+          img.setAttribute("src", pictureUrl(ev, index));
+        }
+        out.push(shownOrSaid(img, image.role));
       }
     });
     return out;
@@ -183,7 +196,36 @@
     return img;
   }
 
-  function readCard(ev) {
+  function inSight(ms) {
+    // An observer that sets an image's src (from data-src) once the image has been in
+    // the viewport for ms without a break; forget(img) when its row leaves the page.
+    const timers = new Map();
+    const observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        const img = entry.target;
+        if (entry.isIntersecting && !timers.has(img)) {
+          timers.set(img, setTimeout(() => {
+            timers.delete(img);
+            observer.unobserve(img);
+            img.setAttribute("src", img.dataset.src);
+          }, ms));
+        } else if (!entry.isIntersecting && timers.has(img)) {
+          clearTimeout(timers.get(img));
+          timers.delete(img);
+        }
+      }
+    });
+    return {
+      observe: (img) => observer.observe(img),
+      forget: (img) => {
+        clearTimeout(timers.get(img));
+        timers.delete(img);
+        observer.unobserve(img);
+      },
+    };
+  }
+
+  function readCard(ev, later) {
     const facts = [
       el("span", { class: "camera", text: ev.camera }),
       when(ev.received),
@@ -196,7 +238,7 @@
       { class: "read", "data-id": ev.id, "data-received": ev.received },
       el("a", { class: "plate-link", href: eventLink(ev), "aria-label": `read ${ev.plate || ev.kind} at ${ev.camera}` }, plateBadge(ev.plate)),
       el("div", { class: "facts" }, facts, el("div", { class: "badges" }, badges(ev))),
-      el("div", { class: "pictures" }, thumbnails(ev, 2)),
+      el("div", { class: "pictures" }, thumbnails(ev, 2, later)),
     );
     return card;
   }
@@ -227,10 +269,11 @@
     const note = el("p", { class: "muted", text: "Newest first; the page updates by itself." });
     main.replaceChildren(h1, note, list);
     const rows = new Map(); // id -> card, the rows on the page
+    const later = inSight(LOOK_MS);
 
     function place(ev, stamp) {
       if (!ev || !ev.id || rows.has(ev.id)) return;
-      const card = readCard(ev);
+      const card = readCard(ev, later);
       if (stamp) card.dataset.shown = String(Date.now());
       // Newest first by received time; a live event almost always goes on top.
       let before = list.firstElementChild;
@@ -240,6 +283,7 @@
       while (rows.size > LIVE_ROWS) {
         const last = list.lastElementChild;
         rows.delete(last.dataset.id);
+        last.querySelectorAll("img[data-src]").forEach(later.forget);
         last.remove();
       }
     }
@@ -252,6 +296,20 @@
       } catch (err) {
         setStatus(`cannot load reads: ${err.message}`, "down");
       }
+    }
+
+    // Reads that came since the last drawing, oldest first; drawn together.
+    let waiting = [];
+    let timer = null;
+    let drawn = 0;
+    function draw() {
+      timer = null;
+      drawn = Date.now();
+      const batch = waiting;
+      waiting = [];
+      const empty = list.querySelector(".empty");
+      if (empty && batch.length) empty.remove();
+      for (const ev of batch) place(ev, true);
     }
 
     await backfill();
@@ -273,9 +331,8 @@
         } catch (_) {
           return;
         }
-        const empty = list.querySelector(".empty");
-        if (empty) empty.remove();
-        place(ev, true);
+        waiting.push(ev);
+        if (timer === null) timer = setTimeout(draw, Math.max(0, drawn + DRAW_MS - Date.now()));
       });
       source.addEventListener("error", () => {
         lost = true;
@@ -374,7 +431,7 @@
     if (!page.events.length) {
       results.replaceChildren(el("p", { class: "empty muted", text: cursor ? "No more reads." : "No reads found." }));
     } else {
-      results.replaceChildren(...page.events.map(readCard));
+      results.replaceChildren(...page.events.map((ev) => readCard(ev)));
     }
     const nav = el("nav", { class: "pager", "aria-label": "Pages of results" });
     if (cursor) {
@@ -453,7 +510,7 @@
       const query = new URLSearchParams({ plate: ev.plate, since: "30d", limit: "50" });
       const page = await api(`/api/events?${query}`);
       const rest = page.events.filter((other) => other.id !== ev.id);
-      others.replaceChildren(...(rest.length ? rest.map(readCard) : [el("p", { class: "muted", text: "None." })]));
+      others.replaceChildren(...(rest.length ? rest.map((ev) => readCard(ev)) : [el("p", { class: "muted", text: "None." })]));
     } catch (err) {
       showError(others, err);
     }
