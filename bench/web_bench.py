@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,21 @@ def driver() -> Any:
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": OBSERVER})
     return d
+
+
+def browser_cpu() -> float:
+    """CPU seconds of every Chromium process so far (the renderer, the GPU process, the
+    browser): what drawing the page costs the machine beside the daemon."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() in ("chromium", "chrome"):
+                total += cpu_seconds(int(proc.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total
 
 
 def write_config(work: Path, *, cameras: int, http_port: int, api_port: int, data: Path) -> Path:
@@ -176,11 +193,13 @@ async def read_to_row(cameras: int, seconds: float) -> dict[str, Any]:
     proc = await start(config, work, api_port)
     d = await asyncio.to_thread(driver)
     sent: dict[str, float] = {}
+    streamed: dict[str, float] = {}
+    arrived: dict[str, float] = {}  # the daemon's "received": when the POST reached it
     lost: list[int] = []
     try:
         await asyncio.to_thread(d.get, f"http://127.0.0.1:{api_port}/")
         await asyncio.sleep(1)
-        cpu0, t0 = cpu_seconds(proc.pid or 0), time.monotonic()
+        cpu0, t0, browser0 = cpu_seconds(proc.pid or 0), time.monotonic(), browser_cpu()
         until = time.time() + seconds
         connector = aiohttp.TCPConnector(limit=cameras + 10)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -194,7 +213,18 @@ async def read_to_row(cameras: int, seconds: float) -> dict[str, Any]:
                     rows.update({i: shown / 1000 for i, shown in got})
                     await asyncio.sleep(0.5)
 
+            async def listen() -> None:
+                # The same stream the page reads, read here: when each event left the
+                # daemon, so the rest of read -> row is the browser's.
+                async with session.get(f"http://127.0.0.1:{api_port}/api/stream") as resp:
+                    async for raw in resp.content:
+                        if raw.startswith(b"data: "):
+                            ev = json.loads(raw[6:])
+                            streamed[ev["id"]] = time.time()
+                            arrived[ev["id"]] = datetime.fromisoformat(ev["received"]).timestamp()
+
             harvester = asyncio.create_task(harvest())
+            listener = asyncio.create_task(listen())
             await asyncio.gather(
                 *(
                     camera(
@@ -210,12 +240,17 @@ async def read_to_row(cameras: int, seconds: float) -> dict[str, Any]:
             )
             await asyncio.sleep(3)
             harvester.cancel()
-        cpu = (cpu_seconds(proc.pid or 0) - cpu0) / (time.monotonic() - t0)
+            listener.cancel()
+        spent = time.monotonic() - t0
+        cpu = (cpu_seconds(proc.pid or 0) - cpu0) / spent
+        browser = (browser_cpu() - browser0) / spent
     finally:
         await asyncio.to_thread(d.quit)
         await stop(proc)
         discard(work)
     latencies = [(rows[i] - t) * 1000 for i, t in sent.items() if i in rows]
+    to_stream = [(streamed[i] - t) * 1000 for i, t in sent.items() if i in streamed]
+    to_daemon = [(arrived[i] - t) * 1000 for i, t in sent.items() if i in arrived]
     return {
         "cameras": cameras,
         "seconds": seconds,
@@ -224,7 +259,10 @@ async def read_to_row(cameras: int, seconds: float) -> dict[str, Any]:
         "not_seen": len(sent) - len(latencies),
         "push_errors": len(lost),
         "read_to_row_ms": {k: round(v, 1) for k, v in percentiles(latencies).items()},
+        "read_to_stream_ms": {k: round(v, 1) for k, v in percentiles(to_stream).items()},
+        "read_to_daemon_ms": {k: round(v, 1) for k, v in percentiles(to_daemon).items()},
         "daemon_cpu_percent": round(cpu * 100, 1),
+        "browser_cpu_percent": round(browser * 100, 1),
     }
 
 
@@ -339,7 +377,22 @@ def main() -> None:
                         "yes" if ms["p99"] < 1000 else "NO",
                     ),
                     ("read -> row max", f"{ms['max']:.0f} ms", "", ""),
+                    (
+                        "read -> on the stream (read here), p50 / p99",
+                        f"{lat['read_to_stream_ms']['p50']:.0f} / "
+                        f"{lat['read_to_stream_ms']['p99']:.0f} ms",
+                        "",
+                        "",
+                    ),
+                    (
+                        "read -> the daemon's received stamp, p50 / p99",
+                        f"{lat['read_to_daemon_ms']['p50']:.0f} / "
+                        f"{lat['read_to_daemon_ms']['p99']:.0f} ms",
+                        "",
+                        "",
+                    ),
                     ("daemon CPU", f"{lat['daemon_cpu_percent']} %", "", ""),
+                    ("Chromium's CPU (its processes)", f"{lat['browser_cpu_percent']} %", "", ""),
                 ]
             )
         )
