@@ -153,8 +153,8 @@
   }
 
   function thumbnails(ev, limit, later) {
-    // later: an IntersectionObserver that gives each picture its src once it has been
-    // in sight (the live page); without one, the browser's own lazy loading.
+    // later: inSight()'s watcher, which gives each picture its src once it has been in
+    // sight for a while (the live page); without one, the browser's own lazy loading.
     const images = ev.images || [];
     const out = [];
     images.slice(0, limit).forEach((image, index) => {
