@@ -187,6 +187,7 @@ async def test_live_rows_get_their_pictures_once_in_sight_not_while_passing_by(
             # have stayed in sight long enough, so not all of them: most.
             assert below >= 20
             assert unfetched >= below - 8, (rows, below, unfetched)
+            await b.screenshot("live-burst")
             # The newest row, in sight all along, shows both pictures.
             top = await b.js("return document.querySelector('article.read').dataset.id")
             await b.wait(PICTURES_SHOWN, f"article.read[data-id='{top}'] img", 2)

@@ -17,6 +17,8 @@
   // of one: on a 2-core box the rows fell seconds behind. Measured there (2026-12-07,
   // alternating runs): Chromium 110-112% -> 67-70% of a core, the daemon 57.5% ->
   // 46-48%, read -> row p50 / p99 503-1,690 / 1,922-3,865 ms -> 95-102 / 184-189 ms.
+  // Of that, the drawing every 100 ms (against each read drawn as it comes, the
+  // pictures waiting in both): Chromium 89-91% -> 65-67%, p99 264-278 -> 162-178 ms.
   const DRAW_MS = 100;
   const LOOK_MS = 200;
   const main = document.getElementById("main");
