@@ -7,7 +7,10 @@ HTTP client would cost more than the server it measures). Every request has a
 unique plate, patched into a pre-built body, so each JSON line is matched to
 the request that caused it.
 
-1. Throughput: a closed loop of ``--concurrency`` connections for ``--seconds``.
+1. Throughput: a closed loop of ``--concurrency`` connections for ``--seconds``. Beside
+   it, two floors on the daemon's core: the pictures alone (decoded, hashed, written as
+   new files) and a bare aiohttp server that only reads the same bodies and answers
+   (``_bare_http.py``, the same closed loop): what no code of lprmeta's can take away.
 2. Latency: an open loop at ``--rate`` POSTs/s: request -> reply, request -> line.
 3. The same open loop while a background writer saturates the disk the pictures go
    to (``dd ... oflag=direct`` rewriting one 2 GB file, again and again, for exactly
@@ -26,6 +29,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -201,6 +205,10 @@ def main() -> None:
         posts_s = done / wall
         time.sleep(2)  # let the snapshot writes and lines of phase 1 settle
         floor_figures = machine_floor(work)
+        bare = bare_aiohttp(load.bodies, min(args.seconds, 10), args.concurrency)
+        bare["with_pictures"] = round(
+            1 / (1 / floor_figures["events_per_s_cpu"] + 1 / bare["posts_per_s_cpu"])
+        )
         settle_disk()
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         asyncio.run(load.open_loop(args.rate, args.seconds))
@@ -227,6 +235,7 @@ def main() -> None:
         "throughput_posts_per_s": round(posts_s, 1),
         "throughput_cpu_percent": round(cpu_tp, 1),
         "floor": floor_figures,
+        "bare_aiohttp": bare,
         "rate": args.rate,
         "rate_sent": rate_sent,
         "rate_cpu_percent": round(cpu_rate, 1),
@@ -257,6 +266,19 @@ def main() -> None:
                     "the machine's floor: the pictures alone, per POST/s of a core",
                     f"{floor_figures['events_per_s_cpu']:,} (over pages in memory: "
                     f"{floor_figures['reused_pages_events_per_s_cpu']:,})",
+                    "",
+                    "",
+                ),
+                (
+                    "a bare aiohttp server reading the same bodies, per POST/s of a core",
+                    f"{bare['posts_per_s_cpu']:,}",
+                    "",
+                    "",
+                ),
+                (
+                    "  the two floors together (1 / (1/pictures + 1/aiohttp))",
+                    f"{bare['with_pictures']:,} (closed loop: "
+                    f"{posts_s / bare['with_pictures'] * 100:.0f}% of it)",
                     "",
                     "",
                 ),
@@ -325,6 +347,42 @@ def machine_floor(work: Path, n: int = 2000) -> dict[str, Any]:
         return floor("http-new", n, work)
     finally:
         pin({1})
+
+
+def bare_aiohttp(
+    bodies: list[tuple[bytes, int]], seconds: float, concurrency: int
+) -> dict[str, Any]:
+    """The same closed loop against ``_bare_http.py`` on the daemon's core (the daemon
+    idle meanwhile): aiohttp's own cost of these POSTs, as POSTs/s of a core, and that
+    beside the pictures' floor (measured just before): together, the most any receiver
+    served by aiohttp could reach on this machine this minute."""
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, str(Path(__file__).with_name("_bare_http.py")), str(port)]
+    if (os.cpu_count() or 1) >= 2:
+        cmd = ["taskset", "-c", "0", *cmd]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != b"listening":
+            raise RuntimeError("the bare aiohttp server did not start")
+        load = Load(port, bodies)
+        asyncio.run(load.closed_loop(2, concurrency))  # warm-up
+        c0, t0 = cpu_seconds(server.pid), time.monotonic()
+        done = asyncio.run(load.closed_loop(seconds, concurrency))
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(server.pid) - c0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    if load.ok != load.n:
+        raise SystemExit(f"the bare aiohttp server answered {load.ok} of {load.n} with 200")
+    return {
+        "posts_per_s": round(done / wall),
+        "cpu_percent": round(cpu / wall * 100, 1),
+        "posts_per_s_cpu": round(done / max(cpu, 1e-9)),
+    }
 
 
 def disk_writer_run(

@@ -95,7 +95,14 @@ def main() -> None:
             "HTTP: POSTs/s with 2 pictures (1 core)",
             f"{http['throughput_posts_per_s']:.0f}"
             + (
-                f" (the pictures' floor: {http['floor']['events_per_s_cpu']:,}/s)"
+                f" (the pictures' floor: {http['floor']['events_per_s_cpu']:,}/s"
+                + (
+                    f"; aiohttp alone: {http['bare_aiohttp']['posts_per_s_cpu']:,}/s; "
+                    f"both: {http['bare_aiohttp']['with_pictures']:,}/s"
+                    if "bare_aiohttp" in http
+                    else ""
+                )
+                + ")"
                 if "floor" in http
                 else ""
             ),
