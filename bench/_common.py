@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -218,6 +219,13 @@ def thread_cpu(pid: int) -> dict[int, float]:
 
 def threads(pid: int) -> int:
     return sum(1 for _ in Path(f"/proc/{pid}/task").iterdir())
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def pin(cores: set[int]) -> None:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, machine, percentiles, save, table
+from _common import ROOT, free_port, machine, percentiles, save, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -34,14 +34,6 @@ from lprmeta.daemon import Daemon
 from lprmeta.simulator.http import HttpPusher
 from lprmeta.simulator.script import ReadFactory
 from tests.sinks.mosquitto import Broker
-
-
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from _common import (
     LineReader,
     cpu_seconds,
     discard,
+    free_port,
     machine,
     percentiles,
     pin,
@@ -177,9 +178,7 @@ def main() -> None:
     args = ap.parse_args()
     pin({1})
     work = work_dir("lprmeta-bench-http-")
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = work / "bench.toml"
     config.write_text(
         # The store is off: this measures the receiver and the path to the JSON line, as
@@ -205,9 +204,11 @@ def main() -> None:
         posts_s = done / wall
         time.sleep(2)  # let the snapshot writes and lines of phase 1 settle
         floor_figures = machine_floor(work)
-        bare = bare_aiohttp(load.bodies, min(args.seconds, 10), args.concurrency)
-        bare["with_pictures"] = round(
-            1 / (1 / floor_figures["events_per_s_cpu"] + 1 / bare["posts_per_s_cpu"])
+        bare = bare_aiohttp(
+            load.bodies,
+            min(args.seconds, 10),
+            args.concurrency,
+            pictures=floor_figures["events_per_s_cpu"],
         )
         settle_disk()
         c0, t0 = cpu_seconds(daemon.pid), time.monotonic()
@@ -350,15 +351,14 @@ def machine_floor(work: Path, n: int = 2000) -> dict[str, Any]:
 
 
 def bare_aiohttp(
-    bodies: list[tuple[bytes, int]], seconds: float, concurrency: int
+    bodies: list[tuple[bytes, int]], seconds: float, concurrency: int, *, pictures: int
 ) -> dict[str, Any]:
     """The same closed loop against ``_bare_http.py`` on the daemon's core (the daemon
     idle meanwhile): aiohttp's own cost of these POSTs, as POSTs/s of a core, and that
-    beside the pictures' floor (measured just before): together, the most any receiver
-    served by aiohttp could reach on this machine this minute."""
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    combined with ``pictures``, the pictures' floor measured just before (POSTs/s of a
+    core): what a receiver served by aiohttp that did nothing but save the pictures
+    would reach on this core this minute."""
+    port = free_port()
     cmd = [sys.executable, str(Path(__file__).with_name("_bare_http.py")), str(port)]
     if (os.cpu_count() or 1) >= 2:
         cmd = ["taskset", "-c", "0", *cmd]
@@ -378,10 +378,12 @@ def bare_aiohttp(
         server.wait(timeout=10)
     if load.ok != load.n:
         raise SystemExit(f"the bare aiohttp server answered {load.ok} of {load.n} with 200")
+    per_core = done / max(cpu, 1e-9)
     return {
         "posts_per_s": round(done / wall),
         "cpu_percent": round(cpu / wall * 100, 1),
-        "posts_per_s_cpu": round(done / max(cpu, 1e-9)),
+        "posts_per_s_cpu": round(per_core),
+        "with_pictures": round(1 / (1 / pictures + 1 / per_core)),
     }
 
 

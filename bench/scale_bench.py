@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from _common import (
     discard,
     family,
     family_cpu_seconds,
+    free_port,
     machine,
     open_fds,
     percentiles,
@@ -176,9 +176,7 @@ def run_once(args: argparse.Namespace, *, store: bool) -> dict[str, Any]:
     n_tcp = n_http = args.cameras // 3
     n_rtsp = args.cameras - n_tcp - n_http
     work = work_dir("lprmeta-bench-scale-")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        http_port = s.getsockname()[1]
+    http_port = free_port()
     sim = Sim(n_tcp, n_rtsp, n_http, f"http://127.0.0.1:{http_port}/lpr/", seconds)
     daemon = start_daemon(
         config(work, sim.ready, http_port, n_http, store=store), work, core=0, workers=args.workers

@@ -30,7 +30,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, cpu_seconds, discard, machine, percentiles, save, table, work_dir
+from _common import (
+    ROOT,
+    cpu_seconds,
+    discard,
+    free_port,
+    machine,
+    percentiles,
+    save,
+    table,
+    work_dir,
+)
 
 sys.path.insert(0, str(ROOT))
 
@@ -53,14 +63,6 @@ new MutationObserver((records) => {
   }
 }).observe(document, {subtree: true, childList: true});
 """
-
-
-def free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def driver() -> Any:
